@@ -1,0 +1,72 @@
+/** The dependencies every module draws from, built once at start; tests replace single members. */
+import type { Db } from './db/database.js';
+import { systemClock, type Clock } from './lib/clock.js';
+import { createEnvelope, type Envelope } from './lib/envelope.js';
+import type { EventSink } from './lib/events.js';
+import type { MailSender } from './lib/mail.js';
+import { createIdGenerator, type IdGenerator } from './lib/ids.js';
+import type { KekRing } from './lib/kek.js';
+import { cryptoRandom, type RandomSource } from './lib/random.js';
+import type { AlertSink } from './modules/access/alerts.js';
+import { createAuditRepo } from './modules/audit/audit.repo.js';
+import { createAuditWriter, type AuditWriter } from './modules/audit/audit.service.js';
+import { createArgon2Hasher, type PasswordHasher } from './modules/identity/password-hasher.js';
+import {
+  createNotificationDispatcher,
+  createNotificationSinks,
+  type NotificationDispatcher,
+} from './modules/notifications/notifications.outbox.js';
+import { createSmtpMailSender } from './modules/notifications/smtp-mail-sender.js';
+
+export interface AppDeps {
+  db: Db;
+  clock: Clock;
+  random: RandomSource;
+  ids: IdGenerator;
+  kekRing: KekRing;
+  envelope: Envelope;
+  passwordHasher: PasswordHasher;
+  auditWriter: AuditWriter;
+  /** Where security alerts go after they are audited (notifications implement it). */
+  alerts: AlertSink;
+  /** Where domain events go after commit (notifications, timeline). */
+  events: EventSink;
+  /** Outgoing mail, per organization (one-time codes, notifications). */
+  mail: MailSender;
+  /** Sends queued notifications (the outbox); the server also polls it for retries. */
+  notifications: NotificationDispatcher;
+}
+
+export function createAppDeps(options: {
+  db: Db;
+  kekRing: KekRing;
+  clock?: Clock;
+  random?: RandomSource;
+  passwordHasher?: PasswordHasher;
+  alerts?: AlertSink;
+  events?: EventSink;
+  mail?: MailSender;
+}): AppDeps {
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? cryptoRandom;
+  const ids = createIdGenerator(random);
+  const envelope = createEnvelope({ kekRing: options.kekRing, random });
+  // The organization's own SMTP settings by default; tests and embedders may pass another sender.
+  const mail = options.mail ?? createSmtpMailSender({ db: options.db, envelope });
+  const notifications = createNotificationDispatcher({ db: options.db, clock, envelope, mail, random });
+  const sinks = createNotificationSinks({ db: options.db, clock, ids, dispatcher: notifications });
+  return {
+    db: options.db,
+    clock,
+    random,
+    ids,
+    kekRing: options.kekRing,
+    envelope,
+    passwordHasher: options.passwordHasher ?? createArgon2Hasher(),
+    auditWriter: createAuditWriter({ auditRepo: createAuditRepo(options.db), clock, ids }),
+    alerts: options.alerts ?? sinks.alerts,
+    events: options.events ?? sinks.events,
+    mail,
+    notifications,
+  };
+}
