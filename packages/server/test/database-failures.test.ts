@@ -123,8 +123,24 @@ describe('classifying the drivers’ own errors', () => {
       await victim.connect();
       victim.on('error', () => undefined);
       const { rows } = await victim.query<{ pid: number }>('select pg_backend_pid() as pid');
-      await client.query('select pg_terminate_backend($1)', [rows[0]!.pid]);
-      expect(classifyDatabaseFailure(await caught(() => victim.query('select 1')))).toBe('unavailable');
+      const pid = rows[0]!.pid;
+      // Terminate the backend while a query runs on it, as a restart does: that query receives the
+      // server's 57P01. (Terminating an idle connection races: the next query may find the socket
+      // already closed and get node-postgres's unmarked "not queryable" error instead.)
+      const running = caught(() => victim.query('select pg_sleep(30)'));
+      await expect
+        .poll(async () => {
+          const active = await client.query(
+            "select 1 from pg_stat_activity where pid = $1 and state = 'active'",
+            [pid],
+          );
+          return active.rowCount;
+        })
+        .toBe(1);
+      await client.query('select pg_terminate_backend($1)', [pid]);
+      const err = await running;
+      expect((err as { code?: string }).code).toBe('57P01');
+      expect(classifyDatabaseFailure(err)).toBe('unavailable');
       await victim.end().catch(() => undefined);
     });
   });
