@@ -336,7 +336,10 @@ interface ServerChild {
 async function startServerChild(env: NodeJS.ProcessEnv): Promise<ServerChild> {
   // The server's own output (logs) goes to stderr; its URL comes over the IPC channel, whose closing
   // also stops the server if this process dies.
-  const child = spawn(process.execPath, [...process.execArgv, script, '--serve'], {
+  // BENCH_SERVER_NODE_ARGS adds Node flags to the server only, e.g. `--cpu-prof --cpu-prof-dir=DIR`
+  // to profile it (Node refuses --cpu-prof in NODE_OPTIONS).
+  const extra = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, [...extra, ...process.execArgv, script, '--serve'], {
     env,
     stdio: ['ignore', process.stderr, 'inherit', 'ipc'],
   });
