@@ -202,6 +202,9 @@ describe('disclosure needs its audit row', () => {
       append: async () => {
         throw new AppError('AUDIT_WRITE_FAILED', 'injected failure');
       },
+      prepare: () => {
+        throw new AppError('AUDIT_WRITE_FAILED', 'injected failure');
+      },
     };
     const broken = await t.appWith({ auditWriter: failingAudit });
     const auditBefore = await countRows('audit_log');
@@ -240,6 +243,9 @@ describe('disclosure events', () => {
 
     const failingAudit: AuditWriter = {
       append: async () => {
+        throw new AppError('AUDIT_WRITE_FAILED', 'injected failure');
+      },
+      prepare: () => {
         throw new AppError('AUDIT_WRITE_FAILED', 'injected failure');
       },
     };

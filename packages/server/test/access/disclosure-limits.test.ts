@@ -11,6 +11,7 @@ import {
   createOrganization,
   createPerson,
   deviceWithKey,
+  groupId,
   nextAddress,
   personalToken,
 } from './support.js';
@@ -194,6 +195,44 @@ describe('threshold alert', () => {
     const alerts = await auditRows(t, 'alert.disclosure_threshold', userId);
     expect(alerts).toHaveLength(1);
     expect(alerts[0]!.details).toMatchObject({ count: max + 2, threshold: max + 1 });
+  });
+
+  it('keys the caller may not disclose (outside its device groups, or missing) answer 404 and do not count toward the threshold', async () => {
+    const { organizationId, admin } = await organization({
+      disclosureAlertThreshold: 2,
+      disclosureAlertWindowMinutes: 10,
+      suspendOnDisclosureAlert: false,
+    });
+    const inScope = await deviceWithKey(t, admin, 'Limits in scope');
+    const outOfScope = await deviceWithKey(t, admin, 'Limits out of scope');
+    const userId = await createPerson(t, organizationId);
+    await assignRole(t, organizationId, userId, 'device-administrator', [
+      await groupId(t, admin, 'Limits in scope'),
+    ]);
+    const { token } = await personalToken(t, organizationId, userId);
+    clock.advance(600_000 - (clock.now().getTime() % 600_000));
+
+    const refused = [
+      await disclose(token, outOfScope.keyRecordId, nextAddress()),
+      await disclose(token, outOfScope.keyRecordId, nextAddress()),
+      await disclose(token, 'rk_0000000000000000000000000a', nextAddress()),
+    ];
+    for (const r of refused) {
+      expect(r.statusCode, r.body).toBe(404);
+      expect(r.json().error.code).toBe('KEY_NOT_FOUND');
+    }
+    const out = await t.vault.db
+      .selectFrom('recovery_keys')
+      .select('last_disclosed_at')
+      .where('id', '=', outOfScope.keyRecordId)
+      .executeTakeFirstOrThrow();
+    expect(out.last_disclosed_at).toBeNull();
+
+    // Threshold 2: had the refused attempts counted, the first real disclosure would raise it.
+    expect(await discloseTimes(2, token, inScope.keyRecordId, nextAddress())).toEqual([200, 200]);
+    expect(await auditRows(t, 'alert.disclosure_threshold', userId)).toEqual([]);
+    expect((await disclose(token, inScope.keyRecordId, nextAddress())).statusCode).toBe(200);
+    expect(await auditRows(t, 'alert.disclosure_threshold', userId)).toHaveLength(1);
   });
 
   it('a failing alerts sink does not fail the request nor lose the audited alert', async () => {

@@ -51,6 +51,18 @@ export interface DisclosureAttempt {
   alertPolicy?: AlertPolicy;
 }
 
+/** An admitted attempt. */
+export interface Admission {
+  /**
+   * The disclosure did not happen after all (no such key in the caller's scope, a failed write):
+   * the alert threshold takes its count back, as for a refused attempt. The rate limits keep
+   * theirs: they count attempts.
+   */
+  withdraw(): Promise<void>;
+}
+
+const NOTHING_TO_WITHDRAW: Admission = { withdraw: async () => undefined };
+
 export type DisclosureGuard = ReturnType<typeof createDisclosureGuard>;
 
 export function windowStart(now: Date, seconds: number): Date {
@@ -98,12 +110,13 @@ export function createDisclosureGuard(deps: {
 
   return {
     /**
-     * Counts one disclosure attempt and refuses it when a limit is reached. Call it after the caller
-     * is known to be allowed the key and before the disclosure transaction. Crossing the threshold
-     * audits `alert.disclosure_threshold`, suspends the account when the organization says so (and
-     * then refuses this request too), and hands the alert to the sink after the commit.
+     * Counts one disclosure attempt and refuses it when a limit is reached. Call it before the
+     * disclosure transaction, and withdraw the admission when that transaction finds no key in the
+     * caller's scope or fails. Crossing the threshold audits `alert.disclosure_threshold`, suspends
+     * the account when the organization says so (and then refuses this request too), and hands the
+     * alert to the sink after the commit.
      */
-    async admit(attempt: DisclosureAttempt): Promise<void> {
+    async admit(attempt: DisclosureAttempt): Promise<Admission> {
       const { organizationId, account, address } = attempt;
       const now = clock.now();
       await pruneNowAndThen(now);
@@ -144,10 +157,13 @@ export function createDisclosureGuard(deps: {
         if (threshold) await accessRepo.decrementCounter(threshold.bucket, threshold.windowStart);
         throw refusal;
       }
-      if (!account || !settings || !threshold) return;
+      if (!account || !settings || !threshold) return NOTHING_TO_WITHDRAW;
+      const admission: Admission = {
+        withdraw: () => accessRepo.decrementCounter(threshold.bucket, threshold.windowStart),
+      };
       const disclosed = counts.get(threshold.bucket) ?? 0;
       // Exactly once per window: the attempt that goes one past the threshold.
-      if (disclosed !== settings.disclosureAlertThreshold + 1) return;
+      if (disclosed !== settings.disclosureAlertThreshold + 1) return admission;
       const suspend = settings.suspendOnDisclosureAlert;
       const audit = await db.transaction().execute(async (trx) => {
         const alert = await auditWriter.append(
@@ -213,6 +229,7 @@ export function createDisclosureGuard(deps: {
         // The audit row is the alert of record; a failing sink must not turn into a failed request.
       }
       if (suspend) throw new AppError('ACCOUNT_SUSPENDED', 'This account is suspended in this organization');
+      return admission;
     },
   };
 }

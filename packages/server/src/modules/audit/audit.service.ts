@@ -7,7 +7,7 @@ import { csvField } from '../../lib/csv.js';
 import { AppError } from '../../lib/errors.js';
 import type { IdGenerator } from '../../lib/ids.js';
 import { canonicalDetails, entryHash, verifyRows, type ChainVerdict } from './audit.chain.js';
-import type { AuditFilter, AuditRepo } from './audit.repo.js';
+import type { AuditFilter, AuditRepo, PendingAuditRow } from './audit.repo.js';
 
 export type AuditActorType = 'user' | 'api-token' | 'device' | 'system' | 'cli';
 
@@ -29,6 +29,12 @@ export interface AuditEntry {
  */
 export interface AuditWriter {
   append(entry: AuditEntry, trx: Transaction<Database>): Promise<{ id: string }>;
+  /**
+   * The row `append` would insert (content and its digest; no place in the chain yet), for a
+   * statement that writes it together with the change it records (recovery-keys'
+   * one-statement disclosure on PostgreSQL, where the chain trigger links it at commit).
+   */
+  prepare(entry: AuditEntry): PendingAuditRow;
 }
 
 export function createAuditWriter(deps: {
@@ -37,30 +43,35 @@ export function createAuditWriter(deps: {
   ids: IdGenerator;
 }): AuditWriter {
   const { auditRepo, clock, ids } = deps;
+  function prepare(entry: AuditEntry): PendingAuditRow {
+    const content = {
+      id: ids('auditEntry'),
+      organization_id: entry.organizationId,
+      occurred_at: clock.now().toISOString(),
+      actor_type: entry.actor.type,
+      actor_id: entry.actor.id,
+      action: entry.action,
+      target_type: entry.target?.type ?? null,
+      target_id: entry.target?.id ?? null,
+      outcome: entry.outcome,
+      reason: entry.reason ?? null,
+      details: canonicalDetails(entry.details),
+      request_id: entry.requestId ?? null,
+    };
+    return { ...content, entry_hash: entryHash(content) };
+  }
   return {
+    prepare,
     async append(entry, trx) {
-      const content = {
-        id: ids('auditEntry'),
-        organization_id: entry.organizationId,
-        occurred_at: clock.now().toISOString(),
-        actor_type: entry.actor.type,
-        actor_id: entry.actor.id,
-        action: entry.action,
-        target_type: entry.target?.type ?? null,
-        target_id: entry.target?.id ?? null,
-        outcome: entry.outcome,
-        reason: entry.reason ?? null,
-        details: canonicalDetails(entry.details),
-        request_id: entry.requestId ?? null,
-      };
+      const row = prepare(entry);
       try {
-        await auditRepo.append({ ...content, entry_hash: entryHash(content) }, trx);
+        await auditRepo.append(row, trx);
       } catch (cause) {
         throw new AppError('AUDIT_WRITE_FAILED', 'The audit log could not be written; nothing was done', {
           cause,
         });
       }
-      return { id: content.id };
+      return { id: row.id };
     },
   };
 }

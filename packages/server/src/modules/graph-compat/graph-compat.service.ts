@@ -95,10 +95,14 @@ export function createGraphCompatService(deps: {
       const permission = request.disclose ? 'keys:disclose' : 'keys:read-metadata';
       requirePermission(principal, permission);
       const row = await findKey(principal.organizationId, graphKeyId);
-      await authorizer.authorizeRecoveryKey(principal, permission, row.id);
-      if (!request.disclose) return toGraphRecoveryKey(row);
+      if (!request.disclose) {
+        await authorizer.authorizeRecoveryKey(principal, permission, row.id);
+        return toGraphRecoveryKey(row);
+      }
       const disclosed = await recoveryKeys.discloseRecoveryPassword({
         organizationId: principal.organizationId,
+        // Authorized by the statement that marks the key, as on the bdevault route.
+        scope: authorizer.scopeOf(principal, permission),
         recoveryKeyRecordId: row.id,
         reason: GRAPH_DISCLOSURE_REASON,
         actor: actorOf(principal),

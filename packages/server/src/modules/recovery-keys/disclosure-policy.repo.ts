@@ -1,11 +1,15 @@
 /**
- * What a disclosure needs to know about its organization, read in one statement before anything
- * else: the alert settings the disclosure guard applies (threshold, window, suspension) and the
- * rotation policy (single-use passwords, deadline). Two tables, one round trip: a disclosure is the
- * hottest write path, and on PostgreSQL every statement costs a round trip (bench/RESULTS.md).
+ * What a disclosure needs to know before it writes, read in one statement: the organization's alert
+ * settings (for the disclosure guard) and rotation policy, and the key itself when the caller may
+ * disclose it, with the rotation request already open for it. A disclosure is the hottest write
+ * path, and on PostgreSQL every statement costs a round trip (bench/RESULTS.md).
  */
+import { sql, type SqlBool } from 'kysely';
 import type { Executor } from '../../db/database.js';
+import type { RecoveryKeysTable } from '../../db/schema.js';
+import { deviceInScope } from '../access/access.repo.js';
 import { toSettings, type AlertPolicy } from '../access/disclosure-guard.js';
+import type { AccessScope } from '../access/permissions.js';
 import { rotationPolicyOf, type RotationPolicy } from '../rotation/rotation.service.js';
 
 export interface DisclosurePolicy {
@@ -13,24 +17,80 @@ export interface DisclosurePolicy {
   rotation: RotationPolicy;
 }
 
+/** The key as read before the disclosure, and the id of its open rotation request (if any). */
+export type KeyBeforeDisclosure = RecoveryKeysTable & { open_rotation_id: string | null };
+
 export function createDisclosurePolicyRepo(db: Executor) {
   return {
-    async find(organizationId: string, trx: Executor = db): Promise<DisclosurePolicy> {
-      // Either row may be missing: its columns come back null and the defaults apply.
+    /**
+     * The policy, and the key when it exists in the organization and (with `scope`) its device is
+     * in the caller's scope; a key outside the scope reads as missing. Either settings row may be
+     * missing: its columns come back null and the defaults apply.
+     */
+    async findForKey(
+      organizationId: string,
+      keyRecordId: string,
+      scope?: AccessScope,
+      trx: Executor = db,
+    ): Promise<{ policy: DisclosurePolicy; key: KeyBeforeDisclosure | undefined }> {
       const row = await trx
         .selectFrom('organizations as o')
         .leftJoin('organization_settings as s', 's.organization_id', 'o.id')
         .leftJoin('rotation_policies as r', 'r.organization_id', 'o.id')
-        .select([
+        .leftJoin('recovery_keys as k', (join) =>
+          join
+            .onRef('k.organization_id', '=', 'o.id')
+            .on('k.id', '=', keyRecordId)
+            .on((eb) =>
+              scope === undefined || scope.kind === 'all'
+                ? sql<SqlBool>`1 = 1`
+                : eb.exists(
+                    eb
+                      .selectFrom('devices as d')
+                      .select('d.id')
+                      .whereRef('d.id', '=', 'k.device_id')
+                      .whereRef('d.organization_id', '=', 'o.id')
+                      .where(deviceInScope(scope, 'd.id', 'd.owner_user_id')),
+                  ),
+            ),
+        )
+        .selectAll('k')
+        .select((eb) => [
           's.disclosure_alert_threshold',
           's.disclosure_alert_window_minutes',
           's.suspend_on_disclosure_alert',
           'r.single_use_passwords',
           'r.deadline_days',
+          eb
+            .selectFrom('rotation_requests as rr')
+            .select('rr.id')
+            .whereRef('rr.open_key', '=', 'k.id')
+            .as('open_rotation_id'),
         ])
         .where('o.id', '=', organizationId)
         .executeTakeFirst();
-      return { alerts: toSettings(row), rotation: rotationPolicyOf(row) };
+      const policy = { alerts: toSettings(row), rotation: rotationPolicyOf(row) };
+      if (!row || row.id === null) return { policy, key: undefined };
+      return {
+        policy,
+        key: {
+          id: row.id,
+          organization_id: row.organization_id!,
+          device_id: row.device_id!,
+          volume_id: row.volume_id!,
+          key_id: row.key_id!,
+          key_id_prefix: row.key_id_prefix!,
+          source: row.source!,
+          status: row.status!,
+          password_ciphertext: row.password_ciphertext!,
+          password_wrapped_key: row.password_wrapped_key!,
+          password_kek_id: row.password_kek_id!,
+          created_at: row.created_at!,
+          superseded_at: row.superseded_at,
+          last_disclosed_at: row.last_disclosed_at,
+          open_rotation_id: row.open_rotation_id ?? null,
+        },
+      };
     },
   };
 }

@@ -60,20 +60,21 @@ export interface RecoveryKeysRepo {
   currentOfVolume(volumeId: string, trx?: Executor): Promise<RecoveryKeyRow[]>;
   supersede(ids: string[], at: string, trx?: Executor): Promise<void>;
   /**
-   * Records the disclosure time and returns the key row as it now is (undefined when there is no such
-   * key): one statement that also locks the row. Rotation marks the status (single-use policy).
-   */
-  /**
-   * Stamps the disclosure and returns the key row as it is now (locked until the transaction ends).
-   * `rotationPending`: single-use passwords are on, so an active key also becomes `rotation_pending`
-   * in the same statement (the rotation request is opened next, in the same transaction).
+   * Stamps the disclosure and returns the key row as it is now (locked until the transaction ends);
+   * undefined when there is no such key, or when `scope` is given and the key's device is outside it.
+   * - `scope`: the caller's scope for `keys:disclose`. The statement that writes is the
+   *   authorization, so no key can change devices between a check and the write, and the disclosure
+   *   costs no separate authorizing read.
+   * - `rotationPending`: single-use passwords are on, so an active key also becomes
+   *   `rotation_pending` in the same statement (the rotation request is opened next, in the same
+   *   transaction).
    */
   markDisclosed(
     organizationId: string,
     id: string,
     at: string,
     trx?: Executor,
-    options?: { rotationPending?: boolean },
+    options?: { rotationPending?: boolean; scope?: AccessScope },
   ): Promise<RecoveryKeysTable | undefined>;
   insertKeyPackage(row: RecoveryKeyPackagesTable, trx?: Executor): Promise<void>;
   hasKeyPackage(recoveryKeyId: string, trx?: Executor): Promise<boolean>;
@@ -194,6 +195,18 @@ export function createRecoveryKeysRepo(db: Executor): RecoveryKeysRepo {
         }))
         .where('organization_id', '=', organizationId)
         .where('id', '=', id)
+        .$if(options.scope !== undefined, (q) =>
+          q.where((eb) =>
+            eb.exists(
+              eb
+                .selectFrom('devices as d')
+                .select('d.id')
+                .whereRef('d.id', '=', 'recovery_keys.device_id')
+                .where('d.organization_id', '=', organizationId)
+                .where(deviceInScope(options.scope!, 'd.id', 'd.owner_user_id')),
+            ),
+          ),
+        )
         .returningAll()
         .executeTakeFirst();
     },

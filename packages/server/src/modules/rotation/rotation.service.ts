@@ -96,9 +96,35 @@ async function openRotation(
   trx: Executor,
 ): Promise<{ row: RotationRow; created: boolean }> {
   const { key } = input;
+  const row = newRotationRow(deps, input);
+  // Insert first, look up only on a conflict: one statement when the request is new (the usual
+  // case: a key's first disclosure). Twice at most: an open request closed between the two.
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (await deps.rotationRepo.insertUnlessOpen(row, trx)) {
+      if (!input.keyMarked) await deps.rotationRepo.markKeyRotationPending(key.id, trx);
+      return { row, created: true };
+    }
+    const existing = await deps.rotationRepo.findOpenForKey(key.id, trx);
+    if (existing) return { row: existing, created: false };
+  }
+  throw new Error(`could not open a rotation request for key ${key.id}`);
+}
+
+/** A new rotation request for the key, as it is inserted. */
+function newRotationRow(
+  deps: { clock: Clock; ids: IdGenerator },
+  input: {
+    key: RecoveryKeysTable;
+    trigger: 'disclosure' | 'on-demand';
+    reason: string | null;
+    actor: Actor;
+    deadlineDays: number;
+  },
+): RotationRow {
+  const { key } = input;
   const now = deps.clock.now();
   const at = now.toISOString();
-  const row: RotationRow = {
+  return {
     id: deps.ids('rotationRequest'),
     organization_id: key.organization_id,
     recovery_key_id: key.id,
@@ -121,17 +147,23 @@ async function openRotation(
     open_key: key.id,
     updated_at: at,
   };
-  // Insert first, look up only on a conflict: one statement when the request is new (the usual
-  // case: a key's first disclosure). Twice at most: an open request closed between the two.
-  for (let attempt = 0; attempt < 2; attempt++) {
-    if (await deps.rotationRepo.insertUnlessOpen(row, trx)) {
-      if (!input.keyMarked) await deps.rotationRepo.markKeyRotationPending(key.id, trx);
-      return { row, created: true };
-    }
-    const existing = await deps.rotationRepo.findOpenForKey(key.id, trx);
-    if (existing) return { row: existing, created: false };
-  }
-  throw new Error(`could not open a rotation request for key ${key.id}`);
+}
+
+function rotationRequestedEvent(
+  row: RotationRow,
+  key: RecoveryKeysTable,
+): Omit<RotationRequestedEvent, 'auditEntryId'> {
+  return {
+    type: 'rotation.requested',
+    organizationId: key.organization_id,
+    rotationId: row.id,
+    recoveryKeyRecordId: key.id,
+    keyId: key.key_id,
+    deviceId: key.device_id,
+    trigger: 'disclosure',
+    dueAt: row.due_at,
+    occurredAt: row.requested_at,
+  };
 }
 
 export interface DisclosureRotation {
@@ -155,6 +187,17 @@ export interface DisclosureRotation {
   ): Promise<
     { rotationId: string; created: boolean; event: Omit<RotationRequestedEvent, 'auditEntryId'> } | undefined
   >;
+  /**
+   * The request `onDisclosure` would open for a key that has none open, without writing it: for a
+   * statement that writes it together with the disclosure (recovery-keys' one-statement
+   * disclosure). Undefined when no rotation is due.
+   */
+  plan(input: {
+    key: RecoveryKeysTable;
+    actor: Actor;
+    reason: string;
+    policy: RotationPolicy;
+  }): { row: RotationRow; event: Omit<RotationRequestedEvent, 'auditEntryId'> } | undefined;
 }
 
 export function createDisclosureRotation(deps: {
@@ -163,6 +206,17 @@ export function createDisclosureRotation(deps: {
   rotationRepo: RotationRepo;
 }): DisclosureRotation {
   return {
+    plan({ key, actor, reason, policy }) {
+      if (key.status === 'superseded' || !policy.singleUsePasswords) return undefined;
+      const row = newRotationRow(deps, {
+        key,
+        trigger: 'disclosure',
+        reason,
+        actor,
+        deadlineDays: policy.deadlineDays,
+      });
+      return { row, event: rotationRequestedEvent(row, key) };
+    },
     async onDisclosure({ key, actor, reason, policy }, trx) {
       if (key.status === 'superseded' || !policy.singleUsePasswords) return undefined;
       const { row, created } = await openRotation(
@@ -178,21 +232,7 @@ export function createDisclosureRotation(deps: {
         trx,
       );
       // No device lookup here, inside the disclosure transaction: subscribers read its name.
-      return {
-        rotationId: row.id,
-        created,
-        event: {
-          type: 'rotation.requested',
-          organizationId: key.organization_id,
-          rotationId: row.id,
-          recoveryKeyRecordId: key.id,
-          keyId: key.key_id,
-          deviceId: key.device_id,
-          trigger: 'disclosure',
-          dueAt: row.due_at,
-          occurredAt: row.requested_at,
-        },
-      };
+      return { rotationId: row.id, created, event: rotationRequestedEvent(row, key) };
     },
   };
 }
