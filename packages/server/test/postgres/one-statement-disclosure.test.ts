@@ -1,7 +1,10 @@
 // On PostgreSQL a disclosure is written by one statement (one-statement-disclosure.repo.ts) from the
-// key as read just before. These tests cover where that must give way to the transaction: the key
-// changed since it was read, another disclosure opened the key's rotation request first, a request
-// is already open. Each must leave exactly the rows the transaction would have.
+// key as read just before. These tests count the statements a disclosure sends (each is a round
+// trip, and round trips are most of what a disclosure costs: bench/RESULTS.md), and cover where the
+// one statement must give way to the transaction: the key changed since it was read, another
+// disclosure opened the key's rotation request first, a request is already open. Each must leave
+// exactly the rows the transaction would have.
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOneStatementDisclosure } from '../../src/modules/recovery-keys/one-statement-disclosure.repo.js';
 import { createPgDatabase, PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
@@ -82,6 +85,36 @@ describe.skipIf(!pgUp)('one-statement disclosure on PostgreSQL', () => {
       .executeTakeFirstOrThrow();
     return (JSON.parse(row.details) as { rotationRequestId: string | null }).rotationRequestId;
   };
+
+  /** The statement texts sent while `run` runs, in order. */
+  async function statementsOf(run: () => Promise<unknown>): Promise<string[]> {
+    const sent: string[] = [];
+    const original = pg.Client.prototype.query;
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      const first = args[0] as string | { text: string };
+      sent.push(typeof first === 'string' ? first : first.text);
+      return (original as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof original;
+    try {
+      await run();
+    } finally {
+      pg.Client.prototype.query = original;
+    }
+    return sent;
+  }
+
+  it('a first disclosure over HTTP takes 5 statements: token, key and policy, limits, the write, routing', async () => {
+    const [warm, key] = await escrowKeys(2);
+    // The first request warms what is cached per process (prepared statement names).
+    expect((await disclose(warm!.id)).statusCode).toBe(200);
+    let response: Awaited<ReturnType<typeof disclose>> | undefined;
+    const sent = await statementsOf(async () => (response = await disclose(key!.id)));
+    expect(response!.statusCode, response!.body).toBe(200);
+    expect(response!.json().recoveryPassword).toBe(key!.password);
+    const listing = sent.map((s) => `  ${s.replace(/\s+/g, ' ').slice(0, 100)}`).join('\n');
+    expect(sent.length, `statements sent:\n${listing}`).toBeLessThanOrEqual(5);
+    expect(sent.map((s) => s.trim().toLowerCase())).not.toContain('begin');
+  });
 
   it('writes the key mark, the rotation request and a linked audit row, as the transaction would', async () => {
     const [key] = await escrowKeys(1);
