@@ -14,6 +14,7 @@ import { createArgon2Hasher, type PasswordHasher } from './modules/identity/pass
 import {
   createNotificationDispatcher,
   createNotificationSinks,
+  type LostNotification,
   type NotificationDispatcher,
 } from './modules/notifications/notifications.outbox.js';
 import { createSmtpMailSender } from './modules/notifications/smtp-mail-sender.js';
@@ -46,6 +47,8 @@ export function createAppDeps(options: {
   alerts?: AlertSink;
   events?: EventSink;
   mail?: MailSender;
+  /** Told of a notification that could not be queued after its change committed. */
+  onNotificationLost?: (lost: LostNotification) => void;
 }): AppDeps {
   const clock = options.clock ?? systemClock;
   const random = options.random ?? cryptoRandom;
@@ -54,7 +57,13 @@ export function createAppDeps(options: {
   // The organization's own SMTP settings by default; tests and embedders may pass another sender.
   const mail = options.mail ?? createSmtpMailSender({ db: options.db, envelope });
   const notifications = createNotificationDispatcher({ db: options.db, clock, envelope, mail, random });
-  const sinks = createNotificationSinks({ db: options.db, clock, ids, dispatcher: notifications });
+  const sinks = createNotificationSinks({
+    db: options.db,
+    clock,
+    ids,
+    dispatcher: notifications,
+    ...(options.onNotificationLost ? { onLost: options.onNotificationLost } : {}),
+  });
   return {
     db: options.db,
     clock,

@@ -28,6 +28,7 @@ import { buildInvitationsService } from './modules/invitations/invitations.route
 import type { PasswordHasher } from './modules/identity/password-hasher.js';
 import { rotateKek } from './modules/kek/kek-rotation.service.js';
 import { createKeyExportService } from './modules/key-export/key-export.service.js';
+import type { LostNotification } from './modules/notifications/notifications.outbox.js';
 import { createOrganizationsRepo } from './modules/organizations/organizations.repo.js';
 import { createRecoveryKeysRepo } from './modules/recovery-keys/recovery-keys.repo.js';
 import { buildRotationServices } from './modules/rotation/rotation.routes.js';
@@ -94,6 +95,8 @@ export interface Vault {
   services: VaultServices;
   /** Where a lost database connection is reported (the server's log once it has one). */
   onDatabaseConnectionLost(report: (err: Error) => void): void;
+  /** Where a notification that could not be queued is reported (the server's log once it has one). */
+  onNotificationLost(report: (lost: LostNotification) => void): void;
   close(): Promise<void>;
 }
 
@@ -102,6 +105,7 @@ export async function openVault(config: Config, options: VaultOptions = {}): Pro
   const random = options.random ?? cryptoRandom;
   const kekRing = loadKekRing(config.kek, random, true);
   let reportLostConnection: (err: Error) => void = () => undefined;
+  let reportLostNotification: (lost: LostNotification) => void = () => undefined;
   const db = openDatabase(config.database, (err) => reportLostConnection(err));
   try {
     await migrateToLatest(db);
@@ -109,13 +113,20 @@ export async function openVault(config: Config, options: VaultOptions = {}): Pro
     await db.destroy();
     throw err;
   }
-  const deps = createAppDeps({ db, kekRing, random, ...options });
+  const deps = createAppDeps({
+    db,
+    kekRing,
+    random,
+    onNotificationLost: (lost) => reportLostNotification(lost),
+    ...options,
+  });
   return {
     config,
     db,
     deps,
     services: createServices(deps, config),
     onDatabaseConnectionLost: (report) => (reportLostConnection = report),
+    onNotificationLost: (report) => (reportLostNotification = report),
     close: () => db.destroy(),
   };
 }
@@ -143,6 +154,12 @@ export async function startServer(config: Config, options: VaultOptions = {}): P
     const app = await buildApp(config, vault.deps);
     vault.onDatabaseConnectionLost((err) =>
       app.log.warn({ err }, 'a database connection was lost; the pool opens a new one when needed'),
+    );
+    vault.onNotificationLost(({ eventType, eventKey, err }) =>
+      app.log.error(
+        { err, eventType, eventKey },
+        'a notification could not be queued and will not be sent; the audit log has the event',
+      ),
     );
     const url = await app.listen({ host: config.host, port: config.port });
     const directorySync = startDirectorySyncScheduler(

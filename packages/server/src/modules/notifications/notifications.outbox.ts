@@ -216,12 +216,24 @@ export function createNotificationDispatcher(deps: {
   };
 }
 
+/** An event or alert that was not queued; its key names the audit entry it came from. */
+export interface LostNotification {
+  eventType: string;
+  eventKey: string | null;
+  err: unknown;
+}
+
 /** Events and alerts in, delivery rows out; then a kick so the first attempt happens at once. */
 export function createNotificationSinks(deps: {
   db: Db;
   clock: Clock;
   ids: IdGenerator;
   dispatcher: Pick<NotificationDispatcher, 'kick'>;
+  /**
+   * Told of an event or alert whose deliveries could not be queued (the database failed after the
+   * change committed): nothing will be sent for it, and the operator should know.
+   */
+  onLost?: (lost: LostNotification) => void;
 }): { events: EventSink; alerts: AlertSink } {
   const { db, clock, ids, dispatcher } = deps;
   const repo = createNotificationsRepo(db);
@@ -312,10 +324,18 @@ export function createNotificationSinks(deps: {
   }
 
   const safely = async (make: () => NotificationEvent, cache?: RoutingCache) => {
+    let event: NotificationEvent | undefined;
     try {
-      await queue(make(), cache);
-    } catch {
-      // After commit nothing can be undone: the audit row stays the record of what happened.
+      event = make();
+      await queue(event, cache);
+    } catch (err) {
+      // After commit nothing can be undone: the audit row stays the record of what happened, and
+      // the loss is reported (the server logs it) instead of failing the request.
+      try {
+        deps.onLost?.({ eventType: event?.type ?? 'unknown', eventKey: event?.key ?? null, err });
+      } catch {
+        // A failing reporter must not fail the request either.
+      }
     }
   };
   return {
