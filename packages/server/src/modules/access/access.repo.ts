@@ -38,6 +38,19 @@ export function deviceInScope(
   return sql<SqlBool>`(${sql.join(parts, sql` and `)})`;
 }
 
+/**
+ * SQL for "the device of this key is in the organization and in scope", with `deviceIdColumn` the
+ * key's device column as the outer query names it. The authorization of every key route, and of
+ * the statements that disclose a key.
+ */
+export function keyDeviceInScope(
+  scope: AccessScope,
+  organizationId: string,
+  deviceIdColumn: string,
+): Expression<SqlBool> {
+  return sql<SqlBool>`exists (select 1 from devices as d where d.id = ${sql.ref(deviceIdColumn)} and d.organization_id = ${organizationId} and ${deviceInScope(scope, 'd.id', 'd.owner_user_id')})`;
+}
+
 export interface MembershipSummaryRow {
   organization_id: string;
   organization_name: string;

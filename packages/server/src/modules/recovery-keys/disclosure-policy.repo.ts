@@ -7,7 +7,7 @@
 import { sql, type SqlBool } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import type { RecoveryKeysTable } from '../../db/schema.js';
-import { deviceInScope } from '../access/access.repo.js';
+import { keyDeviceInScope } from '../access/access.repo.js';
 import { toSettings, type AlertPolicy } from '../access/disclosure-guard.js';
 import type { AccessScope } from '../access/permissions.js';
 import { rotationPolicyOf, type RotationPolicy } from '../rotation/rotation.service.js';
@@ -41,17 +41,10 @@ export function createDisclosurePolicyRepo(db: Executor) {
           join
             .onRef('k.organization_id', '=', 'o.id')
             .on('k.id', '=', keyRecordId)
-            .on((eb) =>
+            .on(
               scope === undefined || scope.kind === 'all'
                 ? sql<SqlBool>`1 = 1`
-                : eb.exists(
-                    eb
-                      .selectFrom('devices as d')
-                      .select('d.id')
-                      .whereRef('d.id', '=', 'k.device_id')
-                      .whereRef('d.organization_id', '=', 'o.id')
-                      .where(deviceInScope(scope, 'd.id', 'd.owner_user_id')),
-                  ),
+                : keyDeviceInScope(scope, organizationId, 'k.device_id'),
             ),
         )
         .selectAll('k')

@@ -17,7 +17,7 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import type { RecoveryKeysTable, RotationRequestsTable } from '../../db/schema.js';
-import { deviceInScope } from '../access/access.repo.js';
+import { keyDeviceInScope } from '../access/access.repo.js';
 import type { AccessScope } from '../access/permissions.js';
 import type { PendingAuditRow } from '../audit/audit.repo.js';
 
@@ -53,7 +53,7 @@ export function createOneStatementDisclosure(db: Executor) {
       const inScope =
         scope === undefined || scope.kind === 'all'
           ? sql`true`
-          : sql`exists (select 1 from devices d where d.id = recovery_keys.device_id and d.organization_id = ${key.organization_id} and ${deviceInScope(scope, 'd.id', 'd.owner_user_id')})`;
+          : keyDeviceInScope(scope, key.organization_id, 'recovery_keys.device_id');
       const rotation = input.rotation
         ? sql`, r as (${insertIfStamped('rotation_requests', input.rotation)})`
         : sql``;

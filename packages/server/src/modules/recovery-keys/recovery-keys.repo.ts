@@ -2,7 +2,7 @@
 import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import type { RecoveryKeyPackagesTable, RecoveryKeysTable, RecoveryKeyStatus } from '../../db/schema.js';
-import { deviceInScope } from '../access/access.repo.js';
+import { deviceInScope, keyDeviceInScope } from '../access/access.repo.js';
 import type { AccessScope } from '../access/permissions.js';
 
 export type RecoveryKeyRow = RecoveryKeysTable;
@@ -108,16 +108,7 @@ export function createRecoveryKeysRepo(db: Executor): RecoveryKeysRepo {
         .selectAll('k')
         .where('k.organization_id', '=', organizationId)
         .where('k.id', '=', id)
-        .where((eb) =>
-          eb.exists(
-            eb
-              .selectFrom('devices as d')
-              .select('d.id')
-              .whereRef('d.id', '=', 'k.device_id')
-              .where('d.organization_id', '=', organizationId)
-              .where(deviceInScope(scope, 'd.id', 'd.owner_user_id')),
-          ),
-        )
+        .where(keyDeviceInScope(scope, organizationId, 'k.device_id'))
         .executeTakeFirst();
     },
     async findByKeyId(organizationId, keyId, trx = db) {
@@ -196,16 +187,7 @@ export function createRecoveryKeysRepo(db: Executor): RecoveryKeysRepo {
         .where('organization_id', '=', organizationId)
         .where('id', '=', id)
         .$if(options.scope !== undefined, (q) =>
-          q.where((eb) =>
-            eb.exists(
-              eb
-                .selectFrom('devices as d')
-                .select('d.id')
-                .whereRef('d.id', '=', 'recovery_keys.device_id')
-                .where('d.organization_id', '=', organizationId)
-                .where(deviceInScope(options.scope!, 'd.id', 'd.owner_user_id')),
-            ),
-          ),
+          q.where(keyDeviceInScope(options.scope!, organizationId, 'recovery_keys.device_id')),
         )
         .returningAll()
         .executeTakeFirst();

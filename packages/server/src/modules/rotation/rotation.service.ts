@@ -84,12 +84,7 @@ async function policyOf(
  */
 async function openRotation(
   deps: { clock: Clock; ids: IdGenerator; rotationRepo: RotationRepo },
-  input: {
-    key: RecoveryKeysTable;
-    trigger: 'disclosure' | 'on-demand';
-    reason: string | null;
-    actor: Actor;
-    deadlineDays: number;
+  input: NewRotation & {
     /** The caller already marked the key as awaiting rotation in the statement that locked it. */
     keyMarked?: boolean;
   },
@@ -110,17 +105,16 @@ async function openRotation(
   throw new Error(`could not open a rotation request for key ${key.id}`);
 }
 
+interface NewRotation {
+  key: RecoveryKeysTable;
+  trigger: 'disclosure' | 'on-demand';
+  reason: string | null;
+  actor: Actor;
+  deadlineDays: number;
+}
+
 /** A new rotation request for the key, as it is inserted. */
-function newRotationRow(
-  deps: { clock: Clock; ids: IdGenerator },
-  input: {
-    key: RecoveryKeysTable;
-    trigger: 'disclosure' | 'on-demand';
-    reason: string | null;
-    actor: Actor;
-    deadlineDays: number;
-  },
-): RotationRow {
+function newRotationRow(deps: { clock: Clock; ids: IdGenerator }, input: NewRotation): RotationRow {
   const { key } = input;
   const now = deps.clock.now();
   const at = now.toISOString();
@@ -149,6 +143,7 @@ function newRotationRow(
   };
 }
 
+/** The event of a request a disclosure opened (its audit entry id is added once it is known). */
 function rotationRequestedEvent(
   row: RotationRow,
   key: RecoveryKeysTable,
