@@ -6,7 +6,10 @@
 // exactly the rows the transaction would have.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RecoveryKeysTable } from '../../src/db/schema.js';
 import { createOneStatementDisclosure } from '../../src/modules/recovery-keys/one-statement-disclosure.repo.js';
+import { buildDisclosureRotation } from '../../src/modules/rotation/rotation.build.js';
+import { createRotationRepo } from '../../src/modules/rotation/rotation.repo.js';
 import { createPgDatabase, PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
 import {
   bearer,
@@ -170,96 +173,54 @@ describe.skipIf(!pgUp)('one-statement disclosure on PostgreSQL', () => {
   it('writes nothing when the key is no longer as read, or its rotation request was opened meanwhile', async () => {
     const [stale, raced] = await escrowKeys(2);
     const write = createOneStatementDisclosure(t.vault.db);
+    const rotation = buildDisclosureRotation(t.vault.deps);
+    const policy = { singleUsePasswords: true, deadlineDays: 7 };
+    const actor = { type: 'cli' as const, id: null };
     const keyRow = (id: string) =>
       t.vault.db.selectFrom('recovery_keys').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-    const auditRow = (id: string) => ({
-      id,
-      organization_id: t.organizationId,
-      occurred_at: new Date().toISOString(),
-      actor_type: 'cli',
-      actor_id: null,
-      action: 'recovery-key.disclosed',
-      target_type: 'recovery-key',
-      target_id: null,
-      outcome: 'success',
-      reason: 'stale read',
-      details: '{}',
-      request_id: null,
-      entry_hash: 'x'.repeat(64),
+    // The rows the disclosure service would build from the key as read.
+    const planned = (key: RecoveryKeysTable) => ({
+      key,
+      at: new Date().toISOString(),
+      newStatus: 'rotation_pending' as const,
+      scope: undefined,
+      rotation: rotation.plan({ key, actor, reason: 'stale read', policy })!.row,
+      audit: t.vault.deps.auditWriter.prepare({
+        organizationId: t.organizationId,
+        actor,
+        action: 'recovery-key.disclosed',
+        target: { type: 'recovery-key', id: key.id },
+        outcome: 'success',
+        reason: 'stale read',
+      }),
     });
-    const auditIds = [`aud_${randomKeyId()}`, `aud_${randomKeyId()}`];
 
-    // Read as active, then another disclosure marked it: the status no longer matches.
-    const before = await keyRow(stale!.id);
+    // Read as active, then another disclosure marked it: the status no longer matches. (No rotation
+    // in this write, so only the status can stop it.)
+    const staleWrite = { ...planned(await keyRow(stale!.id)), rotation: undefined };
     expect((await disclose(stale!.id)).statusCode).toBe(200);
-    const written = await write.write({
-      key: before,
-      at: new Date().toISOString(),
-      newStatus: 'rotation_pending',
-      scope: undefined,
-      rotation: undefined,
-      audit: auditRow(auditIds[0]!),
-    });
-    expect(written).toBe(false);
+    expect(await write.write(staleWrite)).toBe(false);
 
-    // Read as active with no request open; another writer opens one before this write (the unique
-    // index on open_key refuses the second), and the whole statement rolls back.
+    // Read as active with no request open; another writer opens one before this write without
+    // touching the key row, so the status still matches and the unique index on open_key refuses
+    // the second request: the whole statement rolls back.
     const read = await keyRow(raced!.id);
-    const openedMeanwhile = await t.vault.db
-      .insertInto('rotation_requests')
-      .values({
-        id: `rot_${randomKeyId()}`,
-        organization_id: read.organization_id,
-        recovery_key_id: read.id,
-        device_id: read.device_id,
-        volume_id: read.volume_id,
-        status: 'requested',
-        trigger: 'on-demand',
-        reason: null,
-        requested_by_type: 'cli',
-        requested_by_id: null,
-        requested_at: new Date().toISOString(),
-        due_at: new Date(Date.now() + 86_400_000).toISOString(),
-        delivered_at: null,
-        last_delivered_at: null,
-        completed_at: null,
-        failed_at: null,
-        failure_reason: null,
-        overdue_at: null,
-        new_recovery_key_id: null,
-        open_key: read.id,
-        updated_at: new Date().toISOString(),
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    const racedWrite = await write.write({
-      key: read,
-      at: new Date().toISOString(),
-      newStatus: 'rotation_pending',
-      scope: undefined,
-      rotation: {
-        ...(await t.vault.db
-          .selectFrom('rotation_requests')
-          .selectAll()
-          .where('id', '=', openedMeanwhile.id)
-          .executeTakeFirstOrThrow()),
-        id: `rot_${randomKeyId()}`,
-      },
-      audit: auditRow(auditIds[1]!),
-    });
-    expect(racedWrite).toBe(false);
+    const racedWrite = planned(read);
+    const meanwhile = planned(read).rotation;
+    expect(await createRotationRepo(t.vault.db).insertUnlessOpen(meanwhile)).toBe(true);
+    expect(await write.write(racedWrite)).toBe(false);
     expect(await keyRow(raced!.id)).toEqual(read);
-    expect(await rotationsOf(raced!.id)).toEqual([{ id: openedMeanwhile.id, status: 'requested' }]);
+    expect(await rotationsOf(raced!.id)).toEqual([{ id: meanwhile.id, status: 'requested' }]);
     const leftovers = await t.vault.db
       .selectFrom('audit_log')
       .select('id')
-      .where('id', 'in', auditIds)
+      .where('id', 'in', [staleWrite.audit.id, racedWrite.audit.id])
       .execute();
     expect(leftovers).toEqual([]);
 
     // Through the service the same key is still disclosed, with the request that is open.
     const res = await disclose(raced!.id);
     expect(res.statusCode, res.body).toBe(200);
-    expect(await rotationOf(res)).toBe(openedMeanwhile.id);
+    expect(await rotationOf(res)).toBe(meanwhile.id);
   });
 });

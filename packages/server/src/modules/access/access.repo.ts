@@ -41,13 +41,14 @@ export function deviceInScope(
 /**
  * SQL for "the device of this key is in the organization and in scope", with `deviceIdColumn` the
  * key's device column as the outer query names it. The authorization of every key route, and of
- * the statements that disclose a key.
+ * the statements that disclose a key. No scope (a caller that authorized the key itself): true.
  */
 export function keyDeviceInScope(
-  scope: AccessScope,
+  scope: AccessScope | undefined,
   organizationId: string,
   deviceIdColumn: string,
 ): Expression<SqlBool> {
+  if (scope === undefined) return sql<SqlBool>`1 = 1`;
   return sql<SqlBool>`exists (select 1 from devices as d where d.id = ${sql.ref(deviceIdColumn)} and d.organization_id = ${organizationId} and ${deviceInScope(scope, 'd.id', 'd.owner_user_id')})`;
 }
 

@@ -142,6 +142,11 @@ export function createDisclosureGuard(deps: {
         ...(addressBucket ? [counterOf(addressBucket, limits.perAddress.windowSeconds, now)] : []),
         ...(threshold ? [threshold] : []),
       ]);
+      // Taking the threshold's count back: for a refused attempt, and for an admitted one that ends
+      // without a disclosure.
+      const admission: Admission = threshold
+        ? { withdraw: () => accessRepo.decrementCounter(threshold.bucket, threshold.windowStart) }
+        : NOTHING_TO_WITHDRAW;
       const counted = {
         account: accountBucket ? (counts.get(accountBucket) ?? 0) : 0,
         address: addressBucket ? (counts.get(addressBucket) ?? 0) : 0,
@@ -154,13 +159,10 @@ export function createDisclosureGuard(deps: {
             : undefined;
       if (refusal) {
         // A refused attempt is no disclosure: the threshold takes its count back (refusals are rare).
-        if (threshold) await accessRepo.decrementCounter(threshold.bucket, threshold.windowStart);
+        await admission.withdraw();
         throw refusal;
       }
-      if (!account || !settings || !threshold) return NOTHING_TO_WITHDRAW;
-      const admission: Admission = {
-        withdraw: () => accessRepo.decrementCounter(threshold.bucket, threshold.windowStart),
-      };
+      if (!account || !settings || !threshold) return admission;
       const disclosed = counts.get(threshold.bucket) ?? 0;
       // Exactly once per window: the attempt that goes one past the threshold.
       if (disclosed !== settings.disclosureAlertThreshold + 1) return admission;

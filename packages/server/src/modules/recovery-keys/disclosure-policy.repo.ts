@@ -4,7 +4,6 @@
  * disclose it, with the rotation request already open for it. A disclosure is the hottest write
  * path, and on PostgreSQL every statement costs a round trip (bench/RESULTS.md).
  */
-import { sql, type SqlBool } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import type { RecoveryKeysTable } from '../../db/schema.js';
 import { keyDeviceInScope } from '../access/access.repo.js';
@@ -41,11 +40,7 @@ export function createDisclosurePolicyRepo(db: Executor) {
           join
             .onRef('k.organization_id', '=', 'o.id')
             .on('k.id', '=', keyRecordId)
-            .on(
-              scope === undefined || scope.kind === 'all'
-                ? sql<SqlBool>`1 = 1`
-                : keyDeviceInScope(scope, organizationId, 'k.device_id'),
-            ),
+            .on(keyDeviceInScope(scope, organizationId, 'k.device_id')),
         )
         .selectAll('k')
         .select((eb) => [
@@ -64,25 +59,19 @@ export function createDisclosurePolicyRepo(db: Executor) {
         .executeTakeFirst();
       const policy = { alerts: toSettings(row), rotation: rotationPolicyOf(row) };
       if (!row || row.id === null) return { policy, key: undefined };
+      // The settings' columns off, the key's own are left; a matched LEFT JOIN has them all.
+      const {
+        disclosure_alert_threshold: _threshold,
+        disclosure_alert_window_minutes: _window,
+        suspend_on_disclosure_alert: _suspend,
+        single_use_passwords: _singleUse,
+        deadline_days: _deadline,
+        open_rotation_id,
+        ...key
+      } = row;
       return {
         policy,
-        key: {
-          id: row.id,
-          organization_id: row.organization_id!,
-          device_id: row.device_id!,
-          volume_id: row.volume_id!,
-          key_id: row.key_id!,
-          key_id_prefix: row.key_id_prefix!,
-          source: row.source!,
-          status: row.status!,
-          password_ciphertext: row.password_ciphertext!,
-          password_wrapped_key: row.password_wrapped_key!,
-          password_kek_id: row.password_kek_id!,
-          created_at: row.created_at!,
-          superseded_at: row.superseded_at,
-          last_disclosed_at: row.last_disclosed_at,
-          open_rotation_id: row.open_rotation_id ?? null,
-        },
+        key: { ...(key as RecoveryKeysTable), open_rotation_id: open_rotation_id ?? null },
       };
     },
   };

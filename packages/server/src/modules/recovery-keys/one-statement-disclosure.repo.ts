@@ -11,11 +11,12 @@
  * covers the key id, the device and the rotation request id), so the key must still be as read:
  * the UPDATE matches only the same status and device, and in the caller's scope. When it is not
  * (another disclosure marked it meanwhile, it was superseded), or another disclosure opened its
- * rotation request first (a unique violation on `open_key`), nothing is written and `write`
+ * rotation request first (a unique violation on `open_key`, classified as a conflict), nothing is written and `write`
  * answers false: the caller then takes the transactional path, which handles every case.
  */
 import { sql, type RawBuilder } from 'kysely';
 import type { Executor } from '../../db/database.js';
+import { classifyDatabaseFailure } from '../../lib/database-errors.js';
 import type { RecoveryKeysTable, RotationRequestsTable } from '../../db/schema.js';
 import { keyDeviceInScope } from '../access/access.repo.js';
 import type { AccessScope } from '../access/permissions.js';
@@ -35,8 +36,6 @@ export interface OneStatementDisclosureWrite {
 
 export type OneStatementDisclosure = ReturnType<typeof createOneStatementDisclosure>;
 
-const UNIQUE_VIOLATION = '23505';
-
 /** `insert into <table> (<columns>) select <values> from k`: the row, only if the key was stamped. */
 function insertIfStamped(table: string, row: object): RawBuilder<unknown> {
   const entries = Object.entries(row);
@@ -49,11 +48,8 @@ export function createOneStatementDisclosure(db: Executor) {
   return {
     /** True when the disclosure is written (and committed); false when the caller must fall back. */
     async write(input: OneStatementDisclosureWrite): Promise<boolean> {
-      const { key, scope } = input;
-      const inScope =
-        scope === undefined || scope.kind === 'all'
-          ? sql`true`
-          : keyDeviceInScope(scope, key.organization_id, 'recovery_keys.device_id');
+      const { key } = input;
+      const inScope = keyDeviceInScope(input.scope, key.organization_id, 'recovery_keys.device_id');
       const rotation = input.rotation
         ? sql`, r as (${insertIfStamped('rotation_requests', input.rotation)})`
         : sql``;
@@ -68,7 +64,9 @@ export function createOneStatementDisclosure(db: Executor) {
         const { rows } = await statement.execute(db);
         return Number(rows[0]?.written ?? 0) === 1;
       } catch (err) {
-        if ((err as { code?: unknown }).code === UNIQUE_VIOLATION) return false;
+        // A lost race (the unique key on open_key, a serialization failure, a deadlock) rolled the
+        // whole statement back: the transaction path takes it from there.
+        if (classifyDatabaseFailure(err) === 'conflict') return false;
         throw err;
       }
     },

@@ -186,9 +186,7 @@ export function createRecoveryKeysRepo(db: Executor): RecoveryKeysRepo {
         }))
         .where('organization_id', '=', organizationId)
         .where('id', '=', id)
-        .$if(options.scope !== undefined, (q) =>
-          q.where(keyDeviceInScope(options.scope!, organizationId, 'recovery_keys.device_id')),
-        )
+        .where(keyDeviceInScope(options.scope, organizationId, 'recovery_keys.device_id'))
         .returningAll()
         .executeTakeFirst();
     },

@@ -4,12 +4,12 @@ import type { Db } from '../../db/database.js';
 import type { Database, RecoveryKeysTable } from '../../db/schema.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Envelope } from '../../lib/envelope.js';
-import type { EventSink, RotationRequestedEvent } from '../../lib/events.js';
+import type { EventSink } from '../../lib/events.js';
 import { AppError } from '../../lib/errors.js';
 import type { DisclosureGuard } from '../access/disclosure-guard.js';
 import type { AccessScope } from '../access/permissions.js';
 import type { AuditActorType, AuditEntry, AuditWriter } from '../audit/audit.service.js';
-import type { DisclosureRotation } from '../rotation/rotation.service.js';
+import type { DisclosureRotation, DisclosureRotationOutcome } from '../rotation/rotation.service.js';
 import type {
   DisclosurePolicy,
   DisclosurePolicyRepo,
@@ -51,9 +51,9 @@ export interface DisclosureRequest {
   account?: { type: 'user' | 'api-token'; id: string } | undefined;
   address?: string | undefined;
   /**
-   * The caller's scope for `keys:disclose`, when the caller has not authorized the key already: the
-   * statement that marks the key checks it (a key outside it is KEY_NOT_FOUND, as a missing one),
-   * which saves the disclosure a separate authorizing read.
+   * The caller's scope for `keys:disclose`, when the caller has not authorized the key already. The
+   * disclosure's first read checks it (a key outside it is KEY_NOT_FOUND, as a missing one, and is
+   * not counted) and the write checks it again, so no separate authorizing read is needed.
    */
   scope?: AccessScope;
   /**
@@ -86,8 +86,7 @@ interface Disclosed {
   };
   deviceId: string;
   occurredAt: string;
-  rotation:
-    { rotationId: string; created: boolean; event: Omit<RotationRequestedEvent, 'auditEntryId'> } | undefined;
+  rotation: DisclosureRotationOutcome | undefined;
 }
 
 export type RecoveryKeysService = ReturnType<typeof createRecoveryKeysService>;
@@ -316,7 +315,6 @@ export function createRecoveryKeysService(deps: {
      */
     async discloseRecoveryPassword(request: DisclosureRequest) {
       const { organizationId, recoveryKeyRecordId, scope } = request;
-      if (scope?.kind === 'none') throw new AppError('KEY_NOT_FOUND', 'No such recovery key');
       // The policy and the key (in the caller's scope), in one read (disclosure-policy.repo.ts).
       const { policy, key } = await disclosurePolicyRepo.findForKey(
         organizationId,

@@ -83,26 +83,25 @@ async function policyOf(
  * disclosure or request changes nothing). The key's status says it awaits rotation.
  */
 async function openRotation(
-  deps: { clock: Clock; ids: IdGenerator; rotationRepo: RotationRepo },
-  input: NewRotation & {
-    /** The caller already marked the key as awaiting rotation in the statement that locked it. */
-    keyMarked?: boolean;
-  },
+  deps: { rotationRepo: RotationRepo },
+  /** The request to open (newRotationRow), unless one is open already. */
+  row: RotationRow,
   trx: Executor,
+  /** The caller already marked the key as awaiting rotation in the statement that locked it. */
+  keyMarked = false,
 ): Promise<{ row: RotationRow; created: boolean }> {
-  const { key } = input;
-  const row = newRotationRow(deps, input);
+  const keyId = row.recovery_key_id;
   // Insert first, look up only on a conflict: one statement when the request is new (the usual
   // case: a key's first disclosure). Twice at most: an open request closed between the two.
   for (let attempt = 0; attempt < 2; attempt++) {
     if (await deps.rotationRepo.insertUnlessOpen(row, trx)) {
-      if (!input.keyMarked) await deps.rotationRepo.markKeyRotationPending(key.id, trx);
+      if (!keyMarked) await deps.rotationRepo.markKeyRotationPending(keyId, trx);
       return { row, created: true };
     }
-    const existing = await deps.rotationRepo.findOpenForKey(key.id, trx);
+    const existing = await deps.rotationRepo.findOpenForKey(keyId, trx);
     if (existing) return { row: existing, created: false };
   }
-  throw new Error(`could not open a rotation request for key ${key.id}`);
+  throw new Error(`could not open a rotation request for key ${keyId}`);
 }
 
 interface NewRotation {
@@ -161,6 +160,13 @@ function rotationRequestedEvent(
   };
 }
 
+/** The rotation request a disclosure opened (`created`) or found open, and its event. */
+export interface DisclosureRotationOutcome {
+  rotationId: string;
+  created: boolean;
+  event: Omit<RotationRequestedEvent, 'auditEntryId'>;
+}
+
 export interface DisclosureRotation {
   /**
    * Called by the disclosure service inside its transaction, after the key row is locked and before
@@ -179,9 +185,7 @@ export interface DisclosureRotation {
       policy: RotationPolicy;
     },
     trx: Executor,
-  ): Promise<
-    { rotationId: string; created: boolean; event: Omit<RotationRequestedEvent, 'auditEntryId'> } | undefined
-  >;
+  ): Promise<DisclosureRotationOutcome | undefined>;
   /**
    * The request `onDisclosure` would open for a key that has none open, without writing it: for a
    * statement that writes it together with the disclosure (recovery-keys' one-statement
@@ -200,34 +204,25 @@ export function createDisclosureRotation(deps: {
   ids: IdGenerator;
   rotationRepo: RotationRepo;
 }): DisclosureRotation {
+  const plan: DisclosureRotation['plan'] = ({ key, actor, reason, policy }) => {
+    if (key.status === 'superseded' || !policy.singleUsePasswords) return undefined;
+    const row = newRotationRow(deps, {
+      key,
+      trigger: 'disclosure',
+      reason,
+      actor,
+      deadlineDays: policy.deadlineDays,
+    });
+    return { row, event: rotationRequestedEvent(row, key) };
+  };
   return {
-    plan({ key, actor, reason, policy }) {
-      if (key.status === 'superseded' || !policy.singleUsePasswords) return undefined;
-      const row = newRotationRow(deps, {
-        key,
-        trigger: 'disclosure',
-        reason,
-        actor,
-        deadlineDays: policy.deadlineDays,
-      });
-      return { row, event: rotationRequestedEvent(row, key) };
-    },
-    async onDisclosure({ key, actor, reason, policy }, trx) {
-      if (key.status === 'superseded' || !policy.singleUsePasswords) return undefined;
-      const { row, created } = await openRotation(
-        deps,
-        {
-          key,
-          trigger: 'disclosure',
-          reason,
-          actor,
-          deadlineDays: policy.deadlineDays,
-          keyMarked: true,
-        },
-        trx,
-      );
+    plan,
+    async onDisclosure(input, trx) {
+      const planned = plan(input);
+      if (!planned) return undefined;
+      const { row, created } = await openRotation(deps, planned.row, trx, true);
       // No device lookup here, inside the disclosure transaction: subscribers read its name.
-      return { rotationId: row.id, created, event: rotationRequestedEvent(row, key) };
+      return { rotationId: row.id, created, event: rotationRequestedEvent(row, input.key) };
     },
   };
 }
@@ -284,13 +279,13 @@ export function createRotationService(deps: {
         opened.push(
           await openRotation(
             deps,
-            {
+            newRotationRow(deps, {
               key,
               trigger: 'on-demand',
               reason: options.reason,
               actor: options.actor,
               deadlineDays: policy.deadlineDays,
-            },
+            }),
             trx,
           ),
         );
