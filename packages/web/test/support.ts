@@ -147,6 +147,18 @@ export async function openPage(h: Harness, viewport = { width: 1280, height: 900
        console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI);
      });`,
   );
+  // Every error alert the page ever shows, with the step heading beside it: one that flashes for a
+  // frame is gone before a locator can read it (waitForHeading reports these).
+  await context.addInitScript(
+    `new MutationObserver(() => {
+       for (const el of document.querySelectorAll('.alert-error')) {
+         if (el.__seen) continue;
+         el.__seen = true;
+         const h2 = document.querySelector('h2');
+         (window.__alerts = window.__alerts || []).push((h2 ? h2.textContent + ' | ' : '') + el.textContent);
+       }
+     }).observe(document, { childList: true, subtree: true, characterData: true });`,
+  );
   const page = await context.newPage();
   page.setDefaultTimeout(8_000);
   const problems: string[] = [];
@@ -203,7 +215,11 @@ export async function waitForHeading(page: Page, name: RegExp, timeout = 20_000)
   if (!arrived) {
     throw new Error(`an error instead of heading ${name}: ${seen ?? '?'} (${await describePage(page)})`);
   }
-  console.warn(`[web tests] a passing alert before heading ${name}: ${seen ?? '(gone before it was read)'}`);
+  const recorded = await page.evaluate('(window.__alerts || []).slice(-3)').catch(() => []);
+  console.warn(
+    `[web tests] a passing alert before heading ${name}: ${seen ?? '(gone before it was read)'}; ` +
+      `alerts the page showed last: ${JSON.stringify(recorded)}`,
+  );
 }
 
 export async function shot(page: Page, name: string): Promise<void> {
