@@ -1,4 +1,5 @@
 /** The dependencies every module draws from, built once at start; tests replace single members. */
+import { PostgresAdapter } from 'kysely';
 import type { Db } from './db/database.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createEnvelope, type Envelope } from './lib/envelope.js';
@@ -18,6 +19,11 @@ import {
   type NotificationDispatcher,
 } from './modules/notifications/notifications.outbox.js';
 import { createSmtpMailSender } from './modules/notifications/smtp-mail-sender.js';
+import { createDisclosureWriteBatcher } from './modules/recovery-keys/disclosure-write-batcher.js';
+import {
+  createOneStatementDisclosure,
+  type OneStatementDisclosure,
+} from './modules/recovery-keys/one-statement-disclosure.repo.js';
 
 export interface AppDeps {
   db: Db;
@@ -36,6 +42,12 @@ export interface AppDeps {
   mail: MailSender;
   /** Sends queued notifications (the outbox); the server also polls it for retries. */
   notifications: NotificationDispatcher;
+  /**
+   * PostgreSQL only: writes disclosures in one statement, several at once under load (group commit,
+   * disclosure-write-batcher.ts). One per process, shared by every disclosure path, so that they
+   * batch together. Undefined on SQLite, where every disclosure is a transaction.
+   */
+  disclosureWrites: OneStatementDisclosure | undefined;
 }
 
 export function createAppDeps(options: {
@@ -77,5 +89,9 @@ export function createAppDeps(options: {
     events: options.events ?? sinks.events,
     mail,
     notifications,
+    disclosureWrites:
+      options.db.getExecutor().adapter instanceof PostgresAdapter
+        ? createDisclosureWriteBatcher(createOneStatementDisclosure(options.db))
+        : undefined,
   };
 }

@@ -1,10 +1,8 @@
 /** Builds the access pieces other modules use (authorizer, rights, disclosure guard) from the app's dependencies. */
-import { PostgresAdapter } from 'kysely';
 import type { AppDeps } from '../../deps.js';
 import { createDevicesRepo } from '../devices/devices.repo.js';
 import { createRecoveryKeysRepo } from '../recovery-keys/recovery-keys.repo.js';
 import { createDisclosurePolicyRepo } from '../recovery-keys/disclosure-policy.repo.js';
-import { createOneStatementDisclosure } from '../recovery-keys/one-statement-disclosure.repo.js';
 import { createRecoveryKeysService } from '../recovery-keys/recovery-keys.service.js';
 import { buildDisclosureRotation } from '../rotation/rotation.build.js';
 import { createAccessRepo } from './access.repo.js';
@@ -30,9 +28,6 @@ export function buildRecoveryKeysService(deps: AppDeps) {
     disclosureGuard: buildAccess(deps).disclosureGuard,
     disclosureRotation: buildDisclosureRotation(deps),
     disclosurePolicyRepo: createDisclosurePolicyRepo(deps.db),
-    oneStatementDisclosure:
-      deps.db.getExecutor().adapter instanceof PostgresAdapter
-        ? createOneStatementDisclosure(deps.db)
-        : undefined,
+    oneStatementDisclosure: deps.disclosureWrites,
   });
 }

@@ -14,7 +14,7 @@
  * rotation request first (a unique violation on `open_key`, classified as a conflict), nothing is written and `write`
  * answers false: the caller then takes the transactional path, which handles every case.
  */
-import { sql, type RawBuilder } from 'kysely';
+import { sql, type Expression, type RawBuilder, type SqlBool } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import { classifyDatabaseFailure } from '../../lib/database-errors.js';
 import type { RecoveryKeysTable, RotationRequestsTable } from '../../db/schema.js';
@@ -34,7 +34,19 @@ export interface OneStatementDisclosureWrite {
   audit: PendingAuditRow;
 }
 
-export type OneStatementDisclosure = ReturnType<typeof createOneStatementDisclosure>;
+export interface OneStatementDisclosure {
+  /** True when the disclosure is written (and committed); false when the caller must fall back. */
+  write(input: OneStatementDisclosureWrite): Promise<boolean>;
+}
+
+export interface OneStatementDisclosureRepo extends OneStatementDisclosure {
+  /**
+   * Several disclosures of distinct keys in one statement and one commit (the group commit of
+   * disclosure-write-batcher.ts): for each, whether it was written. Each is guarded on its own, as
+   * by `write`; any error fails them all and is thrown as it is, conflicts included.
+   */
+  writeMany(inputs: readonly OneStatementDisclosureWrite[]): Promise<boolean[]>;
+}
 
 /** `insert into <table> (<columns>) select <values> from k`: the row, only if the key was stamped. */
 function insertIfStamped(table: string, row: object): RawBuilder<unknown> {
@@ -44,10 +56,27 @@ function insertIfStamped(table: string, row: object): RawBuilder<unknown> {
   return sql`insert into ${sql.table(table)} (${sql.join(entries.map(([c]) => sql.ref(c)))}) select ${sql.join(entries.map(([, v]) => sql`${v}`))} from k`;
 }
 
-export function createOneStatementDisclosure(db: Executor) {
+/** Every column any of the rows sets (the rows of one table are built alike; this is only a guard). */
+function columnsOf(rows: readonly object[]): string[] {
+  return [...new Set(rows.flatMap((row) => Object.keys(row)))];
+}
+
+/**
+ * `insert into <table> (<columns>) select … from k, json_populate_record(…)`: for every stamped
+ * key, the row its item carries in `k.<field>` (none where that is null), typed by the table itself.
+ */
+function insertCarriedRows(table: string, field: string, rows: readonly object[]): RawBuilder<unknown> {
+  const columns = columnsOf(rows);
+  return sql`insert into ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))})
+    select ${sql.join(columns.map((c) => sql.ref(`row.${c}`)))}
+    from k cross join lateral json_populate_record(null::${sql.table(table)}, k.${sql.ref(field)}) as row
+    where k.${sql.ref(field)} is not null
+    order by k.n`;
+}
+
+export function createOneStatementDisclosure(db: Executor): OneStatementDisclosureRepo {
   return {
-    /** True when the disclosure is written (and committed); false when the caller must fall back. */
-    async write(input: OneStatementDisclosureWrite): Promise<boolean> {
+    async write(input) {
       const { key } = input;
       const inScope = keyDeviceInScope(input.scope, key.organization_id, 'recovery_keys.device_id');
       const rotation = input.rotation
@@ -69,6 +98,80 @@ export function createOneStatementDisclosure(db: Executor) {
         if (classifyDatabaseFailure(err) === 'conflict') return false;
         throw err;
       }
+    },
+
+    /**
+     * The items travel as one JSON parameter, whatever their number. The key rows are locked in
+     * key order before they are stamped, so two batches that share keys wait for each other
+     * instead of deadlocking. Scopes differ between callers: each distinct one is a condition of
+     * its own, chosen per item by `scope_no`.
+     */
+    async writeMany(inputs) {
+      if (inputs.length === 0) return [];
+      if (new Set(inputs.map((input) => input.key.id)).size !== inputs.length) {
+        throw new Error('writeMany: a key may appear only once per statement');
+      }
+      const scopes = new Map<string, number>();
+      const conditions: Expression<SqlBool>[] = [];
+      const items = inputs.map((input, n) => {
+        const scopeKey = JSON.stringify([input.key.organization_id, input.scope ?? null]);
+        let scopeNo = scopes.get(scopeKey);
+        if (scopeNo === undefined) {
+          scopeNo = conditions.length;
+          scopes.set(scopeKey, scopeNo);
+          conditions.push(
+            keyDeviceInScope(input.scope, input.key.organization_id, 'recovery_keys.device_id'),
+          );
+        }
+        return {
+          n,
+          organization_id: input.key.organization_id,
+          id: input.key.id,
+          status: input.key.status,
+          device_id: input.key.device_id,
+          new_status: input.newStatus,
+          at: input.at,
+          scope_no: scopeNo,
+          rotation: input.rotation ?? null,
+          audit: input.audit,
+        };
+      });
+      const inScope =
+        conditions.length === 1
+          ? conditions[0]!
+          : sql<SqlBool>`case i.scope_no ${sql.join(
+              conditions.map((condition, no) => sql`when ${sql.lit(no)} then ${condition}`),
+              sql` `,
+            )} end`;
+      const rotations = inputs.flatMap((input) => (input.rotation ? [input.rotation] : []));
+      const rotation =
+        rotations.length > 0
+          ? sql`, r as (${insertCarriedRows('rotation_requests', 'rotation', rotations)})`
+          : sql``;
+      const statement = sql<{ n: number }>`with i as (
+          select * from json_to_recordset(${JSON.stringify(items)}::json) as i(n int, organization_id text,
+            id text, status text, device_id text, new_status text, at text, scope_no int, rotation json, audit json)
+        ), locked as (
+          select recovery_keys.id from recovery_keys join i
+            on recovery_keys.organization_id = i.organization_id and recovery_keys.id = i.id
+          order by recovery_keys.id
+          for update of recovery_keys
+        ), k as (
+          update recovery_keys set last_disclosed_at = i.at, status = i.new_status
+          from i
+          where recovery_keys.id in (select id from locked)
+            and recovery_keys.organization_id = i.organization_id and recovery_keys.id = i.id
+            and recovery_keys.status = i.status and recovery_keys.device_id = i.device_id and ${inScope}
+          returning i.n, i.rotation, i.audit
+        )${rotation}, a as (${insertCarriedRows(
+          'audit_log',
+          'audit',
+          inputs.map((input) => input.audit),
+        )})
+        select n from k`;
+      const { rows } = await statement.execute(db);
+      const written = new Set(rows.map((row) => Number(row.n)));
+      return inputs.map((_, n) => written.has(n));
     },
   };
 }

@@ -1,0 +1,265 @@
+// Group commit of disclosures on PostgreSQL (disclosure-write-batcher.ts): disclosures that arrive
+// while others are being written go out together, in one statement and one commit, so the audit
+// chain head is taken once for all of them. Each must still be guarded on its own and leave the
+// rows it would have left alone; one item's failure must not become another caller's.
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RecoveryKeysTable } from '../../src/db/schema.js';
+import type { AccessScope } from '../../src/modules/access/permissions.js';
+import { createDisclosureWriteBatcher } from '../../src/modules/recovery-keys/disclosure-write-batcher.js';
+import {
+  createOneStatementDisclosure,
+  type OneStatementDisclosureWrite,
+} from '../../src/modules/recovery-keys/one-statement-disclosure.repo.js';
+import { buildDisclosureRotation } from '../../src/modules/rotation/rotation.build.js';
+import { createRotationRepo } from '../../src/modules/rotation/rotation.repo.js';
+import { createPgDatabase, PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
+import {
+  bearer,
+  createTestVault,
+  enrollDevice,
+  escrowPayload,
+  newKey,
+  randomKeyId,
+  type TestVault,
+} from '../helpers.js';
+
+const pgUp = await postgresAvailable();
+if (!pgUp) console.warn(`PostgreSQL not reachable at ${PG_ADMIN_URL}: the group commit tests are skipped`);
+
+describe.skipIf(!pgUp)('disclosure group commit on PostgreSQL', () => {
+  let t: TestVault;
+  let database: { url: string; drop(): Promise<void> };
+
+  beforeAll(async () => {
+    database = await createPgDatabase();
+    t = await createTestVault({ databaseUrl: database.url });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await database?.drop();
+  });
+
+  /** `n` keys escrowed on one new device; returns their rows as read. */
+  async function escrowKeys(n: number): Promise<RecoveryKeysTable[]> {
+    const device = await enrollDevice(t);
+    const keys = Array.from({ length: n }, () => newKey());
+    const escrow = await t.app.inject({
+      method: 'POST',
+      url: '/api/escrow/recovery-keys',
+      headers: bearer(device.credential),
+      payload: escrowPayload(randomKeyId(), keys),
+    });
+    expect(escrow.statusCode, escrow.body).toBe(200);
+    const ids = (escrow.json().volumes[0].recoveryKeys as { id: string }[]).map((k) => k.id);
+    return Promise.all(ids.map(keyRow));
+  }
+
+  const keyRow = (id: string) =>
+    t.vault.db.selectFrom('recovery_keys').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+
+  const actor = { type: 'cli' as const, id: null };
+  const policy = { singleUsePasswords: true, deadlineDays: 7 };
+
+  /** The write the disclosure service would build from the key as read. */
+  function planned(
+    key: RecoveryKeysTable,
+    options: { rotation?: boolean; scope?: AccessScope } = {},
+  ): OneStatementDisclosureWrite {
+    const rotation =
+      options.rotation === false
+        ? undefined
+        : buildDisclosureRotation(t.vault.deps).plan({ key, actor, reason: 'group commit', policy })!.row;
+    return {
+      key,
+      at: new Date().toISOString(),
+      newStatus: 'rotation_pending',
+      scope: options.scope,
+      rotation,
+      audit: t.vault.deps.auditWriter.prepare({
+        organizationId: t.organizationId,
+        actor,
+        action: 'recovery-key.disclosed',
+        target: { type: 'recovery-key', id: key.id },
+        outcome: 'success',
+        reason: 'group commit',
+        details: { rotationRequestId: rotation?.id ?? null },
+      }),
+    };
+  }
+
+  const rotationsOf = (keyIds: string[]) =>
+    t.vault.db
+      .selectFrom('rotation_requests')
+      .select(['id', 'recovery_key_id'])
+      .where('recovery_key_id', 'in', keyIds)
+      .execute();
+
+  const auditRows = (ids: string[]) =>
+    t.vault.db
+      .selectFrom('audit_log')
+      .select(['id', 'seq', 'hash'])
+      .where('id', 'in', ids)
+      .orderBy('seq')
+      .execute();
+
+  /** The statement texts sent while `run` runs. */
+  async function statementsOf(run: () => Promise<unknown>): Promise<string[]> {
+    const sent: string[] = [];
+    const original = pg.Client.prototype.query;
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      const first = args[0] as string | { text: string };
+      sent.push(typeof first === 'string' ? first : first.text);
+      return (original as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof original;
+    try {
+      await run();
+    } finally {
+      pg.Client.prototype.query = original;
+    }
+    return sent;
+  }
+
+  it('writes several disclosures in one statement, each guarded on its own', async () => {
+    const [a, stale, b, noRotation] = await escrowKeys(4);
+    const writes = [planned(a!), planned(stale!), planned(b!), planned(noRotation!, { rotation: false })];
+    // Marked by someone else since it was read: the status no longer matches.
+    await t.vault.db
+      .updateTable('recovery_keys')
+      .set({ status: 'rotation_pending' })
+      .where('id', '=', stale!.id)
+      .execute();
+
+    const repo = createOneStatementDisclosure(t.vault.db);
+    let written: boolean[] = [];
+    const sent = await statementsOf(async () => (written = await repo.writeMany(writes)));
+    expect(sent).toHaveLength(1);
+    expect(written).toEqual([true, false, true, true]);
+
+    for (const key of [a!, b!, noRotation!]) {
+      expect(await keyRow(key.id)).toMatchObject({
+        status: 'rotation_pending',
+        last_disclosed_at: expect.any(String),
+      });
+    }
+    const rotations = await rotationsOf([a!.id, stale!.id, b!.id, noRotation!.id]);
+    expect(rotations.map((r) => r.id).sort()).toEqual(
+      [writes[0]!.rotation!.id, writes[2]!.rotation!.id].sort(),
+    );
+    // Audit rows only for what was written, linked at the one commit in the items' order.
+    const audits = await auditRows(writes.map((w) => w.audit.id));
+    expect(audits.map((r) => r.id)).toEqual([writes[0]!.audit.id, writes[2]!.audit.id, writes[3]!.audit.id]);
+    const seqs = audits.map((r) => Number(r.seq));
+    expect(seqs).toEqual([seqs[0], seqs[0]! + 1, seqs[0]! + 2]);
+    expect(await t.vault.services.audit.verifyChain()).toMatchObject({ ok: true });
+  });
+
+  it("checks each item against its own caller's scope", async () => {
+    // Each on a device of its own.
+    const [inside] = await escrowKeys(1);
+    const [outside] = await escrowKeys(1);
+    const other = await escrowKeys(1);
+    // A group holding only the first key's device: the second is out of that caller's scope.
+    const group = await t.app.inject({
+      method: 'POST',
+      url: '/api/device-groups',
+      headers: bearer(t.adminToken),
+      payload: { name: `group commit ${Date.now()}` },
+    });
+    expect(group.statusCode, group.body).toBe(201);
+    const groupId = group.json().id as string;
+    const member = await t.app.inject({
+      method: 'POST',
+      url: `/api/device-groups/${groupId}/members`,
+      headers: bearer(t.adminToken),
+      payload: { deviceIds: [inside!.device_id] },
+    });
+    expect(member.statusCode, member.body).toBeLessThan(300);
+    const grouped: AccessScope = { kind: 'groups', constraints: [[groupId]] };
+
+    const repo = createOneStatementDisclosure(t.vault.db);
+    const written = await repo.writeMany([
+      planned(inside!, { scope: grouped }),
+      planned(outside!, { scope: grouped }),
+      planned(other[0]!, { scope: { kind: 'all' } }),
+    ]);
+    expect(written).toEqual([true, false, true]);
+    expect((await keyRow(outside!.id)).status).toBe('active');
+  });
+
+  it('one lost race fails the statement; the batcher then writes each alone, so only that one falls back', async () => {
+    const [first, a, raced, b] = await escrowKeys(4);
+    const repo = createOneStatementDisclosure(t.vault.db);
+    const racedWrite = planned(raced!);
+    // Another writer opened the raced key's rotation request after it was read.
+    expect(await createRotationRepo(t.vault.db).insertUnlessOpen(planned(raced!).rotation!)).toBe(true);
+    await expect(repo.writeMany([planned(a!), racedWrite])).rejects.toMatchObject({ code: '23505' });
+    expect((await keyRow(a!.id)).status).toBe('active');
+
+    // One slot: the first write goes alone; the three queued behind it go out as one batch, which
+    // fails on the raced key and is retried item by item.
+    const batcher = createDisclosureWriteBatcher(repo, { maxInFlight: 1 });
+    const writes = [planned(first!), planned(a!), racedWrite, planned(b!)];
+    let results: boolean[] = [];
+    const sent = await statementsOf(
+      async () => (results = await Promise.all(writes.map((w) => batcher.write(w)))),
+    );
+    expect(results).toEqual([true, true, false, true]);
+    const batched = sent.filter((s) => s.includes('json_to_recordset'));
+    expect(batched).toHaveLength(1);
+    expect(sent).toHaveLength(1 + 1 + 3);
+    expect(await auditRows([racedWrite.audit.id])).toEqual([]);
+    expect((await auditRows(writes.map((w) => w.audit.id))).length).toBe(3);
+    expect(await t.vault.services.audit.verifyChain()).toMatchObject({ ok: true });
+  });
+
+  it('never puts two disclosures of one key in one statement', async () => {
+    const [busy, key] = await escrowKeys(2);
+    const batcher = createDisclosureWriteBatcher(createOneStatementDisclosure(t.vault.db), {
+      maxInFlight: 1,
+    });
+    // Status unchanged by the write (no single-use rotation), so the second still matches as read.
+    const unrotated = (k: RecoveryKeysTable) => ({
+      ...planned(k, { rotation: false }),
+      newStatus: 'active' as const,
+    });
+    const writes = [unrotated(busy!), unrotated(key!), unrotated(key!)];
+    let results: boolean[] = [];
+    const sent = await statementsOf(
+      async () => (results = await Promise.all(writes.map((w) => batcher.write(w)))),
+    );
+    // The first alone; the two of `key` were queued together, yet went out one after the other.
+    expect(sent).toHaveLength(3);
+    expect(sent.filter((s) => s.includes('json_to_recordset'))).toEqual([]);
+    expect(results).toEqual([true, true, true]);
+    expect(await auditRows(writes.map((w) => w.audit.id))).toHaveLength(3);
+  });
+
+  it('under concurrent load the HTTP disclosures batch, and every one is served and audited once', async () => {
+    const keys = await escrowKeys(12);
+    const more = await escrowKeys(12);
+    const all = [...keys, ...more];
+    let responses: Awaited<ReturnType<typeof t.app.inject>>[] = [];
+    const sent = await statementsOf(
+      async () =>
+        (responses = await Promise.all(
+          all.map((key) =>
+            t.app.inject({
+              method: 'POST',
+              url: `/api/recovery-keys/${key.id}/disclose`,
+              headers: bearer(t.adminToken),
+              payload: { reason: 'group commit load' },
+            }),
+          ),
+        )),
+    );
+    for (const r of responses) expect(r.statusCode, r.body).toBe(200);
+    const batched = sent.filter((s) => s.includes('json_to_recordset'));
+    expect(batched.length).toBeGreaterThan(0);
+    const ids = responses.map((r) => r.json().auditEntryId as string);
+    expect(new Set(ids).size).toBe(all.length);
+    expect(await auditRows(ids)).toHaveLength(all.length);
+    expect(await rotationsOf(all.map((k) => k.id))).toHaveLength(all.length);
+    expect(await t.vault.services.audit.verifyChain()).toMatchObject({ ok: true });
+  });
+});
