@@ -4,7 +4,9 @@
 // rows it would have left alone; one item's failure must not become another caller's.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../src/db/database.js';
 import type { RecoveryKeysTable } from '../../src/db/schema.js';
+import { classifyDatabaseFailure } from '../../src/lib/database-errors.js';
 import type { AccessScope } from '../../src/modules/access/permissions.js';
 import { createDisclosureWriteBatcher } from '../../src/modules/recovery-keys/disclosure-write-batcher.js';
 import {
@@ -233,6 +235,33 @@ describe.skipIf(!pgUp)('disclosure group commit on PostgreSQL', () => {
     expect(sent.filter((s) => s.includes('json_to_recordset'))).toEqual([]);
     expect(results).toEqual([true, true, true]);
     expect(await auditRows(writes.map((w) => w.audit.id))).toHaveLength(3);
+  });
+
+  it('a group that finds the database gone fails every caller at once, without writing each alone', async () => {
+    const keys = await escrowKeys(3);
+    // Nothing listens on port 1: every connection is refused, as when the database is down.
+    const gone = openDatabase({ dialect: 'postgres', url: 'postgres://postgres@127.0.0.1:1/gone' });
+    try {
+      const repo = createOneStatementDisclosure(gone);
+      const calls = { write: 0, writeMany: 0 };
+      const counted = {
+        write: (input: OneStatementDisclosureWrite) => (calls.write++, repo.write(input)),
+        writeMany: (inputs: readonly OneStatementDisclosureWrite[]) => (
+          calls.writeMany++,
+          repo.writeMany(inputs)
+        ),
+      };
+      const batcher = createDisclosureWriteBatcher(counted, { maxInFlight: 1 });
+      const outcomes = await Promise.allSettled(keys.map((key) => batcher.write(planned(key))));
+      for (const outcome of outcomes) {
+        expect(outcome.status).toBe('rejected');
+        expect(classifyDatabaseFailure((outcome as PromiseRejectedResult).reason)).toBe('unavailable');
+      }
+      // The first alone, then the other two as one group, not retried one by one.
+      expect(calls).toEqual({ write: 1, writeMany: 1 });
+    } finally {
+      await gone.destroy();
+    }
   });
 
   it('under concurrent load the HTTP disclosures batch, and every one is served and audited once', async () => {

@@ -16,6 +16,7 @@
  * The password is still handed out only after the commit that records it: each caller's promise
  * settles when its batch's statement has committed, with that item's own answer.
  */
+import { classifyDatabaseFailure } from '../../lib/database-errors.js';
 import type {
   OneStatementDisclosure,
   OneStatementDisclosureRepo,
@@ -71,11 +72,15 @@ export function createDisclosureWriteBatcher(
     let written: boolean[];
     try {
       written = await repo.writeMany(batch.map((queued) => queued.input));
-    } catch {
-      // The statement failed as a whole, for one item's sake (a lost race on a rotation request, a
-      // row it may not write) or for all (the database is gone). Each is written alone, so each
-      // caller gets its own answer: a conflict becomes `false` (the caller's transaction takes
-      // over), any other error is that caller's.
+    } catch (err) {
+      // The database is gone: every item would fail alone too, after as long a wait again.
+      if (classifyDatabaseFailure(err) === 'unavailable') {
+        for (const queued of batch) queued.reject(err);
+        return;
+      }
+      // The statement failed for one item's sake (a lost race on a rotation request, a row it may
+      // not write). Each is written alone, so each caller gets its own answer: a conflict becomes
+      // `false` (the caller's transaction takes over), any other error is that caller's.
       await Promise.all(batch.map(writeAlone));
       return;
     }
