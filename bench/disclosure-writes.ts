@@ -4,7 +4,7 @@
  * bench/README.md.
  *
  *   npx tsx bench/disclosure-writes.ts [--admin-url URL] [--writes 3000] [--rounds 3]
- *     [--concurrency 16,64] [--max-in-flight 2]
+ *     [--concurrency 16,64] [--max-in-flight 1]
  *
  * Only the write is measured: the statement that stamps the key, opens its rotation request and
  * inserts its audit row, which the audit chain trigger links at commit. Every audited commit holds
@@ -58,7 +58,7 @@ function parseOptions(argv: string[]): Options {
     writes: 3000,
     rounds: 3,
     concurrency: [16, 64],
-    maxInFlight: 2,
+    maxInFlight: 1,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
@@ -82,7 +82,7 @@ function parseOptions(argv: string[]): Options {
       default:
         throw new Error(
           `unknown option ${flag}\nusage: npx tsx bench/disclosure-writes.ts [--admin-url URL] [--writes N] ` +
-            '[--rounds R] [--concurrency 16,64] [--max-in-flight 2]',
+            '[--rounds R] [--concurrency 16,64] [--max-in-flight 1]',
         );
     }
   }

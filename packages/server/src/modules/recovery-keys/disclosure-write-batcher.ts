@@ -10,7 +10,10 @@
  *
  * Nothing waits for a batch to fill: a disclosure that finds one of the `maxInFlight` slots free is
  * written at once, alone, exactly as without this. Only while every slot is busy do disclosures
- * queue, and the next slot to free takes all of them (up to `maxBatch`). Two disclosures of one key
+ * queue, and the next slot to free takes all of them (up to `maxBatch`). One slot by default: the
+ * commits queue behind the chain head anyway, and a second statement in flight only adds a waiter
+ * on it (bench/RESULTS.md, 2026-12-04T19:25Z: two slots had rounds of 200–330 writes/s at 3–5 ms of
+ * PostgreSQL CPU each, one slot never did). Two disclosures of one key
  * never share a statement (they would race inside it); the later waits for the next batch.
  *
  * The password is still handed out only after the commit that records it: each caller's promise
@@ -24,7 +27,7 @@ import type {
 } from './one-statement-disclosure.repo.js';
 
 export interface DisclosureWriteBatcherOptions {
-  /** Statements writing at once; the database pool must have room for them and the reads besides. */
+  /** Statements writing at once (1); the database pool must have room for them and the reads besides. */
   maxInFlight?: number;
   /** Disclosures in one statement at most. */
   maxBatch?: number;
@@ -40,7 +43,7 @@ export function createDisclosureWriteBatcher(
   repo: OneStatementDisclosureRepo,
   options: DisclosureWriteBatcherOptions = {},
 ): OneStatementDisclosure {
-  const maxInFlight = options.maxInFlight ?? 2;
+  const maxInFlight = options.maxInFlight ?? 1;
   const maxBatch = options.maxBatch ?? 64;
   let queue: Queued[] = [];
   let inFlight = 0;
