@@ -11,9 +11,9 @@
  * Nothing waits for a batch to fill: a disclosure that finds one of the `maxInFlight` slots free is
  * written at once, alone, exactly as without this. Only while every slot is busy do disclosures
  * queue, and the next slot to free takes all of them (up to `maxBatch`). One slot by default: the
- * commits queue behind the chain head anyway, and a second statement in flight only adds a waiter
- * on it (bench/RESULTS.md, 2026-12-04T19:25Z: two slots had rounds of 200–330 writes/s at 3–5 ms of
- * PostgreSQL CPU each, one slot never did). Two disclosures of one key
+ * commits queue behind the chain head anyway, so a second statement in flight mostly adds a waiter
+ * on it (bench/RESULTS.md, 2026-12-04 group commit section: one slot did as well or better at 4, 16
+ * and 64 concurrent writers). Two disclosures of one key
  * never share a statement (they would race inside it); the later waits for the next batch.
  *
  * The password is still handed out only after the commit that records it: each caller's promise
