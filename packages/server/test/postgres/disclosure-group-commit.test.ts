@@ -2,7 +2,6 @@
 // while others are being written go out together, in one statement and one commit, so the audit
 // chain head is taken once for all of them. Each must still be guarded on its own and leave the
 // rows it would have left alone; one item's failure must not become another caller's.
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/database.js';
 import type { RecoveryKeysTable } from '../../src/db/schema.js';
@@ -16,6 +15,7 @@ import {
 import { buildDisclosureRotation } from '../../src/modules/rotation/rotation.build.js';
 import { createRotationRepo } from '../../src/modules/rotation/rotation.repo.js';
 import { createPgDatabase, PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
+import { statementsOf } from '../support/sent-statements.js';
 import {
   bearer,
   createTestVault,
@@ -104,23 +104,6 @@ describe.skipIf(!pgUp)('disclosure group commit on PostgreSQL', () => {
       .where('id', 'in', ids)
       .orderBy('seq')
       .execute();
-
-  /** The statement texts sent while `run` runs. */
-  async function statementsOf(run: () => Promise<unknown>): Promise<string[]> {
-    const sent: string[] = [];
-    const original = pg.Client.prototype.query;
-    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-      const first = args[0] as string | { text: string };
-      sent.push(typeof first === 'string' ? first : first.text);
-      return (original as (...a: unknown[]) => unknown).apply(this, args);
-    } as typeof original;
-    try {
-      await run();
-    } finally {
-      pg.Client.prototype.query = original;
-    }
-    return sent;
-  }
 
   it('writes several disclosures in one statement, each guarded on its own', async () => {
     const [a, stale, b, noRotation] = await escrowKeys(4);

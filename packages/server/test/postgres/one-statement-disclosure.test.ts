@@ -4,13 +4,13 @@
 // one statement must give way to the transaction: the key changed since it was read, another
 // disclosure opened the key's rotation request first, a request is already open. Each must leave
 // exactly the rows the transaction would have.
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecoveryKeysTable } from '../../src/db/schema.js';
 import { createOneStatementDisclosure } from '../../src/modules/recovery-keys/one-statement-disclosure.repo.js';
 import { buildDisclosureRotation } from '../../src/modules/rotation/rotation.build.js';
 import { createRotationRepo } from '../../src/modules/rotation/rotation.repo.js';
 import { createPgDatabase, PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
+import { statementsOf } from '../support/sent-statements.js';
 import {
   bearer,
   createTestVault,
@@ -88,23 +88,6 @@ describe.skipIf(!pgUp)('one-statement disclosure on PostgreSQL', () => {
       .executeTakeFirstOrThrow();
     return (JSON.parse(row.details) as { rotationRequestId: string | null }).rotationRequestId;
   };
-
-  /** The statement texts sent while `run` runs, in order. */
-  async function statementsOf(run: () => Promise<unknown>): Promise<string[]> {
-    const sent: string[] = [];
-    const original = pg.Client.prototype.query;
-    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-      const first = args[0] as string | { text: string };
-      sent.push(typeof first === 'string' ? first : first.text);
-      return (original as (...a: unknown[]) => unknown).apply(this, args);
-    } as typeof original;
-    try {
-      await run();
-    } finally {
-      pg.Client.prototype.query = original;
-    }
-    return sent;
-  }
 
   it('a first disclosure over HTTP takes 5 statements: token, key and policy, limits, the write, routing', async () => {
     const [warm, key] = await escrowKeys(2);
