@@ -13,6 +13,11 @@
  * (another disclosure marked it meanwhile, it was superseded), or another disclosure opened its
  * rotation request first (a unique violation on `open_key`, classified as a conflict), nothing is written and `write`
  * answers false: the caller then takes the transactional path, which handles every case.
+ *
+ * It never waits for a key row that another transaction holds: it skips it (`skip locked`) and
+ * answers false for it. The group-commit batcher (disclosure-write-batcher.ts) writes one statement
+ * at a time per server, so a statement waiting on one key would hold up every disclosure behind
+ * it; the transaction path waits for that key alone.
  */
 import { sql, type Expression, type RawBuilder, type SqlBool } from 'kysely';
 import type { Executor } from '../../db/database.js';
@@ -48,14 +53,6 @@ export interface OneStatementDisclosureRepo extends OneStatementDisclosure {
   writeMany(inputs: readonly OneStatementDisclosureWrite[]): Promise<boolean[]>;
 }
 
-/** `insert into <table> (<columns>) select <values> from k`: the row, only if the key was stamped. */
-function insertIfStamped(table: string, row: object): RawBuilder<unknown> {
-  const entries = Object.entries(row);
-  // Every column written here is text (timestamps are ISO strings), so the untyped parameters
-  // resolve to text and need no casts.
-  return sql`insert into ${sql.table(table)} (${sql.join(entries.map(([c]) => sql.ref(c)))}) select ${sql.join(entries.map(([, v]) => sql`${v}`))} from k`;
-}
-
 /** Every column any of the rows sets (the rows of one table are built alike; this is only a guard). */
 function columnsOf(rows: readonly object[]): string[] {
   return [...new Set(rows.flatMap((row) => Object.keys(row)))];
@@ -75,103 +72,92 @@ function insertCarriedRows(table: string, field: string, rows: readonly object[]
 }
 
 export function createOneStatementDisclosure(db: Executor): OneStatementDisclosureRepo {
-  return {
-    async write(input) {
-      const { key } = input;
-      const inScope = keyDeviceInScope(input.scope, key.organization_id, 'recovery_keys.device_id');
-      const rotation = input.rotation
-        ? sql`, r as (${insertIfStamped('rotation_requests', input.rotation)})`
+  /**
+   * The items travel as one JSON parameter, whatever their number. The key rows are locked in
+   * key order before they are stamped, and a row another transaction holds is skipped (its item
+   * answers false), so the statement neither waits on one key nor deadlocks with another group.
+   * Scopes differ between callers: each distinct one is a condition of its own, chosen per item by
+   * `scope_no`.
+   */
+  async function writeMany(inputs: readonly OneStatementDisclosureWrite[]): Promise<boolean[]> {
+    if (inputs.length === 0) return [];
+    if (new Set(inputs.map((input) => input.key.id)).size !== inputs.length) {
+      throw new Error('writeMany: a key may appear only once per statement');
+    }
+    const scopes = new Map<string, number>();
+    const conditions: Expression<SqlBool>[] = [];
+    const items = inputs.map((input, n) => {
+      const scopeKey = JSON.stringify([input.key.organization_id, input.scope ?? null]);
+      let scopeNo = scopes.get(scopeKey);
+      if (scopeNo === undefined) {
+        scopeNo = conditions.length;
+        scopes.set(scopeKey, scopeNo);
+        conditions.push(keyDeviceInScope(input.scope, input.key.organization_id, 'recovery_keys.device_id'));
+      }
+      return {
+        n,
+        organization_id: input.key.organization_id,
+        id: input.key.id,
+        status: input.key.status,
+        device_id: input.key.device_id,
+        new_status: input.newStatus,
+        at: input.at,
+        scope_no: scopeNo,
+        rotation: input.rotation ?? null,
+        audit: input.audit,
+      };
+    });
+    const inScope =
+      conditions.length === 1
+        ? conditions[0]!
+        : sql<SqlBool>`case i.scope_no ${sql.join(
+            conditions.map((condition, no) => sql`when ${sql.lit(no)} then ${condition}`),
+            sql` `,
+          )} end`;
+    const rotations = inputs.flatMap((input) => (input.rotation ? [input.rotation] : []));
+    const rotation =
+      rotations.length > 0
+        ? sql`, r as (${insertCarriedRows('rotation_requests', 'rotation', rotations)})`
         : sql``;
-      const statement = sql<{ written: string }>`with k as (
-          update recovery_keys set last_disclosed_at = ${input.at}, status = ${input.newStatus}
-          where organization_id = ${key.organization_id} and id = ${key.id}
-            and status = ${key.status} and device_id = ${key.device_id} and ${inScope}
-          returning id
-        )${rotation}, a as (${insertIfStamped('audit_log', input.audit)})
-        select count(*) as written from k`;
+    const statement = sql<{ n: number }>`with i as (
+        select * from json_to_recordset(${JSON.stringify(items)}::json) as i(n int, organization_id text,
+          id text, status text, device_id text, new_status text, at text, scope_no int, rotation json, audit json)
+      ), locked as (
+        select recovery_keys.id from recovery_keys join i
+          on recovery_keys.organization_id = i.organization_id and recovery_keys.id = i.id
+        order by recovery_keys.id
+        for update of recovery_keys skip locked
+      ), k as (
+        update recovery_keys set last_disclosed_at = i.at, status = i.new_status
+        from i
+        where recovery_keys.id in (select id from locked)
+          and recovery_keys.organization_id = i.organization_id and recovery_keys.id = i.id
+          and recovery_keys.status = i.status and recovery_keys.device_id = i.device_id and ${inScope}
+        returning i.n, i.rotation, i.audit
+      )${rotation}, a as (${insertCarriedRows(
+        'audit_log',
+        'audit',
+        inputs.map((input) => input.audit),
+      )})
+      select n from k`;
+    const { rows } = await statement.execute(db);
+    const written = new Set(rows.map((row) => Number(row.n)));
+    return inputs.map((_, n) => written.has(n));
+  }
+
+  return {
+    writeMany,
+
+    async write(input) {
       try {
-        const { rows } = await statement.execute(db);
-        return Number(rows[0]?.written ?? 0) === 1;
+        const [written] = await writeMany([input]);
+        return written === true;
       } catch (err) {
         // A lost race (the unique key on open_key, a serialization failure, a deadlock) rolled the
         // whole statement back: the transaction path takes it from there.
         if (classifyDatabaseFailure(err) === 'conflict') return false;
         throw err;
       }
-    },
-
-    /**
-     * The items travel as one JSON parameter, whatever their number. The key rows are locked in
-     * key order before they are stamped, so two batches that share keys wait for each other
-     * instead of deadlocking. Scopes differ between callers: each distinct one is a condition of
-     * its own, chosen per item by `scope_no`.
-     */
-    async writeMany(inputs) {
-      if (inputs.length === 0) return [];
-      if (new Set(inputs.map((input) => input.key.id)).size !== inputs.length) {
-        throw new Error('writeMany: a key may appear only once per statement');
-      }
-      const scopes = new Map<string, number>();
-      const conditions: Expression<SqlBool>[] = [];
-      const items = inputs.map((input, n) => {
-        const scopeKey = JSON.stringify([input.key.organization_id, input.scope ?? null]);
-        let scopeNo = scopes.get(scopeKey);
-        if (scopeNo === undefined) {
-          scopeNo = conditions.length;
-          scopes.set(scopeKey, scopeNo);
-          conditions.push(
-            keyDeviceInScope(input.scope, input.key.organization_id, 'recovery_keys.device_id'),
-          );
-        }
-        return {
-          n,
-          organization_id: input.key.organization_id,
-          id: input.key.id,
-          status: input.key.status,
-          device_id: input.key.device_id,
-          new_status: input.newStatus,
-          at: input.at,
-          scope_no: scopeNo,
-          rotation: input.rotation ?? null,
-          audit: input.audit,
-        };
-      });
-      const inScope =
-        conditions.length === 1
-          ? conditions[0]!
-          : sql<SqlBool>`case i.scope_no ${sql.join(
-              conditions.map((condition, no) => sql`when ${sql.lit(no)} then ${condition}`),
-              sql` `,
-            )} end`;
-      const rotations = inputs.flatMap((input) => (input.rotation ? [input.rotation] : []));
-      const rotation =
-        rotations.length > 0
-          ? sql`, r as (${insertCarriedRows('rotation_requests', 'rotation', rotations)})`
-          : sql``;
-      const statement = sql<{ n: number }>`with i as (
-          select * from json_to_recordset(${JSON.stringify(items)}::json) as i(n int, organization_id text,
-            id text, status text, device_id text, new_status text, at text, scope_no int, rotation json, audit json)
-        ), locked as (
-          select recovery_keys.id from recovery_keys join i
-            on recovery_keys.organization_id = i.organization_id and recovery_keys.id = i.id
-          order by recovery_keys.id
-          for update of recovery_keys
-        ), k as (
-          update recovery_keys set last_disclosed_at = i.at, status = i.new_status
-          from i
-          where recovery_keys.id in (select id from locked)
-            and recovery_keys.organization_id = i.organization_id and recovery_keys.id = i.id
-            and recovery_keys.status = i.status and recovery_keys.device_id = i.device_id and ${inScope}
-          returning i.n, i.rotation, i.audit
-        )${rotation}, a as (${insertCarriedRows(
-          'audit_log',
-          'audit',
-          inputs.map((input) => input.audit),
-        )})
-        select n from k`;
-      const { rows } = await statement.execute(db);
-      const written = new Set(rows.map((row) => Number(row.n)));
-      return inputs.map((_, n) => written.has(n));
     },
   };
 }
