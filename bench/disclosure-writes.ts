@@ -41,6 +41,7 @@ import {
   type OneStatementDisclosureWrite,
 } from '../packages/server/src/modules/recovery-keys/one-statement-disclosure.repo.js';
 import { buildDisclosureRotation } from '../packages/server/src/modules/rotation/rotation.build.js';
+import { statementsOf } from '../packages/server/test/support/sent-statements.js';
 import { intOption } from './lib/options.js';
 import { postgresCpuSeconds } from './lib/postgres-cpu.js';
 
@@ -182,14 +183,6 @@ async function main(): Promise<void> {
       };
     };
 
-    // Statements sent, counted on the client (each write or group is one).
-    let statements = 0;
-    const original = pg.Client.prototype.query;
-    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-      statements += 1;
-      return (original as (...a: unknown[]) => unknown).apply(this, args);
-    } as typeof original;
-
     const repo = createOneStatementDisclosure(db);
     const measure = async (
       round: number,
@@ -200,11 +193,14 @@ async function main(): Promise<void> {
       const batch = keys.slice(nextKey, nextKey + o.writes);
       nextKey += o.writes;
       const cpu0 = postgresCpuSeconds();
-      const statements0 = statements;
       const started = performance.now();
-      await runPool(batch.length, concurrency, async (i) => {
-        if (!(await writer.write(planned(batch[i]!)))) throw new Error(`write of ${batch[i]!.id} fell back`);
-      });
+      // Statements sent, counted on the client (each write or group is one).
+      const sent = await statementsOf(() =>
+        runPool(batch.length, concurrency, async (i) => {
+          if (!(await writer.write(planned(batch[i]!))))
+            throw new Error(`write of ${batch[i]!.id} fell back`);
+        }),
+      );
       const ms = performance.now() - started;
       const cpu1 = postgresCpuSeconds();
       const row: Row = {
@@ -214,7 +210,7 @@ async function main(): Promise<void> {
         perSecond: (batch.length * 1000) / ms,
         databaseCpuMs:
           cpu0 === undefined || cpu1 === undefined ? undefined : ((cpu1 - cpu0) * 1000) / batch.length,
-        statements: statements - statements0,
+        statements: sent.length,
         load: loadavg()[0]!,
       };
       log(
@@ -239,7 +235,6 @@ async function main(): Promise<void> {
         else rows.push(await grouped(), await single());
       }
     }
-    pg.Client.prototype.query = original;
 
     const verdict = await createAuditService({ auditRepo: createAuditRepo(db) }).verifyChain();
     if (!verdict.ok) throw new Error(`audit chain broken: ${JSON.stringify(verdict.firstProblem)}`);

@@ -121,3 +121,26 @@ export function escrowPayload(
 export function newKey() {
   return { keyId: randomKeyId(), password: generateRecoveryPassword() };
 }
+
+/**
+ * `n` new recovery keys escrowed on one new device's C: volume through the escrow API: their
+ * record ids and the passwords escrowed.
+ */
+export async function escrowKeysOnNewDevice(
+  t: TestVault,
+  n: number,
+): Promise<{ id: string; password: string }[]> {
+  const device = await enrollDevice(t);
+  const keys = Array.from({ length: n }, () => newKey());
+  const escrow = await t.app.inject({
+    method: 'POST',
+    url: '/api/escrow/recovery-keys',
+    headers: bearer(device.credential),
+    payload: escrowPayload(randomKeyId(), keys),
+  });
+  if (escrow.statusCode !== 200) throw new Error(`escrow: ${escrow.body}`);
+  return (escrow.json().volumes[0].recoveryKeys as { id: string }[]).map((k, i) => ({
+    id: k.id,
+    password: keys[i]!.password,
+  }));
+}

@@ -17,15 +17,7 @@ import { buildDisclosureRotation } from '../../src/modules/rotation/rotation.bui
 import { createRotationRepo } from '../../src/modules/rotation/rotation.repo.js';
 import { createPgDatabase, PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
 import { statementsOf } from '../support/sent-statements.js';
-import {
-  bearer,
-  createTestVault,
-  enrollDevice,
-  escrowPayload,
-  newKey,
-  randomKeyId,
-  type TestVault,
-} from '../helpers.js';
+import { bearer, createTestVault, escrowKeysOnNewDevice, type TestVault } from '../helpers.js';
 
 const pgUp = await postgresAvailable();
 if (!pgUp) console.warn(`PostgreSQL not reachable at ${PG_ADMIN_URL}: the group commit tests are skipped`);
@@ -43,20 +35,9 @@ describe.skipIf(!pgUp)('disclosure group commit on PostgreSQL', () => {
     await database?.drop();
   });
 
-  /** `n` keys escrowed on one new device; returns their rows as read. */
-  async function escrowKeys(n: number): Promise<RecoveryKeysTable[]> {
-    const device = await enrollDevice(t);
-    const keys = Array.from({ length: n }, () => newKey());
-    const escrow = await t.app.inject({
-      method: 'POST',
-      url: '/api/escrow/recovery-keys',
-      headers: bearer(device.credential),
-      payload: escrowPayload(randomKeyId(), keys),
-    });
-    expect(escrow.statusCode, escrow.body).toBe(200);
-    const ids = (escrow.json().volumes[0].recoveryKeys as { id: string }[]).map((k) => k.id);
-    return Promise.all(ids.map(keyRow));
-  }
+  /** `n` keys escrowed on one new device, as their rows read back. */
+  const escrowKeys = async (n: number): Promise<RecoveryKeysTable[]> =>
+    Promise.all((await escrowKeysOnNewDevice(t, n)).map((k) => keyRow(k.id)));
 
   const keyRow = (id: string) =>
     t.vault.db.selectFrom('recovery_keys').selectAll().where('id', '=', id).executeTakeFirstOrThrow();

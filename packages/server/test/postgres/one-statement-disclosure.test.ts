@@ -11,15 +11,7 @@ import { buildDisclosureRotation } from '../../src/modules/rotation/rotation.bui
 import { createRotationRepo } from '../../src/modules/rotation/rotation.repo.js';
 import { createPgDatabase, PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
 import { statementsOf } from '../support/sent-statements.js';
-import {
-  bearer,
-  createTestVault,
-  enrollDevice,
-  escrowPayload,
-  newKey,
-  randomKeyId,
-  type TestVault,
-} from '../helpers.js';
+import { bearer, createTestVault, escrowKeysOnNewDevice, type TestVault } from '../helpers.js';
 
 const pgUp = await postgresAvailable();
 if (!pgUp)
@@ -38,21 +30,7 @@ describe.skipIf(!pgUp)('one-statement disclosure on PostgreSQL', () => {
     await database?.drop();
   });
 
-  async function escrowKeys(n: number) {
-    const device = await enrollDevice(t);
-    const keys = Array.from({ length: n }, () => newKey());
-    const escrow = await t.app.inject({
-      method: 'POST',
-      url: '/api/escrow/recovery-keys',
-      headers: bearer(device.credential),
-      payload: escrowPayload(randomKeyId(), keys),
-    });
-    expect(escrow.statusCode, escrow.body).toBe(200);
-    return (escrow.json().volumes[0].recoveryKeys as { id: string }[]).map((k, i) => ({
-      id: k.id,
-      password: keys[i]!.password,
-    }));
-  }
+  const escrowKeys = (n: number) => escrowKeysOnNewDevice(t, n);
 
   const disclose = (id: string, reason = 'one-statement test') =>
     t.app.inject({
