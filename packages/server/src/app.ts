@@ -105,7 +105,13 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<App> {
   await app.register(fastifyRateLimit, {
     global: false,
     // Counted in the database, so several servers share one budget per route and client.
-    store: databaseRateLimitStore({ accessRepo: createAccessRepo(deps.db), clock: deps.clock }),
+    store: databaseRateLimitStore({
+      accessRepo: {
+        pruneCounters: createAccessRepo(deps.db).pruneCounters,
+        incrementCounters: deps.rateCounters.incrementCounters,
+      },
+      clock: deps.clock,
+    }),
     errorResponseBuilder: () => new AppError('RATE_LIMITED', 'Too many requests; try again later'),
   });
   await app.register(fastifySwagger, {

@@ -8,7 +8,9 @@ import type { MailSender } from './lib/mail.js';
 import { createIdGenerator, type IdGenerator } from './lib/ids.js';
 import type { KekRing } from './lib/kek.js';
 import { cryptoRandom, type RandomSource } from './lib/random.js';
+import { createAccessRepo } from './modules/access/access.repo.js';
 import type { AlertSink } from './modules/access/alerts.js';
+import { createCounterBatcher, type CounterIncrements } from './modules/access/counter-batcher.js';
 import { createAuditRepo } from './modules/audit/audit.repo.js';
 import { createAuditWriter, type AuditWriter } from './modules/audit/audit.service.js';
 import { createArgon2Hasher, type PasswordHasher } from './modules/identity/password-hasher.js';
@@ -48,6 +50,12 @@ export interface AppDeps {
    * batch together. Undefined on SQLite, where every disclosure is a transaction.
    */
   disclosureWrites: OneStatementDisclosure | undefined;
+  /**
+   * Every rate limit's counting (disclosure limits, per-route limits). One per process: on
+   * PostgreSQL the increments of concurrent requests go in one upsert (counter-batcher.ts); on
+   * SQLite each is its own.
+   */
+  rateCounters: CounterIncrements;
 }
 
 export function createAppDeps(options: {
@@ -69,6 +77,7 @@ export function createAppDeps(options: {
   // The organization's own SMTP settings by default; tests and embedders may pass another sender.
   const mail = options.mail ?? createSmtpMailSender({ db: options.db, envelope });
   const notifications = createNotificationDispatcher({ db: options.db, clock, envelope, mail, random });
+  const onPostgres = options.db.getExecutor().adapter instanceof PostgresAdapter;
   const sinks = createNotificationSinks({
     db: options.db,
     clock,
@@ -89,9 +98,11 @@ export function createAppDeps(options: {
     events: options.events ?? sinks.events,
     mail,
     notifications,
-    disclosureWrites:
-      options.db.getExecutor().adapter instanceof PostgresAdapter
-        ? createDisclosureWriteBatcher(createOneStatementDisclosure(options.db))
-        : undefined,
+    disclosureWrites: onPostgres
+      ? createDisclosureWriteBatcher(createOneStatementDisclosure(options.db))
+      : undefined,
+    rateCounters: onPostgres
+      ? createCounterBatcher(createAccessRepo(options.db))
+      : createAccessRepo(options.db),
   };
 }

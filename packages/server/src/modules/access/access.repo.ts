@@ -52,6 +52,16 @@ export function keyDeviceInScope(
   return sql<SqlBool>`exists (select 1 from devices as d where d.id = ${sql.ref(deviceIdColumn)} and d.organization_id = ${organizationId} and ${deviceInScope(scope, 'd.id', 'd.owner_user_id')})`;
 }
 
+/** One fixed-window rate-limit counter: its bucket, the window it counts and when it can go. */
+export interface CounterWindow {
+  bucket: string;
+  windowStart: string;
+  expiresAt: string;
+}
+
+/** Code-unit order: the same on every server, whatever the database's collation. */
+const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
 export interface MembershipSummaryRow {
   organization_id: string;
   organization_name: string;
@@ -145,10 +155,17 @@ export interface AccessRepo {
    * Adds one to each fixed-window counter and returns the new counts by bucket: one atomic upsert
    * (one round trip, one commit) for any number of distinct buckets.
    */
-  incrementCounters(
-    counters: readonly { bucket: string; windowStart: string; expiresAt: string }[],
+  incrementCounters(counters: readonly CounterWindow[], trx?: Executor): Promise<Map<string, number>>;
+  /**
+   * Adds `by` to each fixed-window counter and returns the new counts: one atomic upsert for any
+   * number of distinct windows (at most one increment per window). The rows are written in
+   * (bucket, window) order, so two such statements lock shared rows in one order and cannot
+   * deadlock.
+   */
+  addToCounters(
+    increments: readonly (CounterWindow & { by: number })[],
     trx?: Executor,
-  ): Promise<Map<string, number>>;
+  ): Promise<{ bucket: string; windowStart: string; count: number }[]>;
   /** Takes back one count of a window (an attempt that turned out not to count there). */
   decrementCounter(bucket: string, windowStart: string, trx?: Executor): Promise<void>;
   pruneCounters(now: string, trx?: Executor): Promise<void>;
@@ -177,6 +194,31 @@ async function withGroups(trx: Executor, rows: RoleAssignmentsTable[]): Promise<
 }
 
 export function createAccessRepo(db: Executor): AccessRepo {
+  const addToCounters: AccessRepo['addToCounters'] = async (increments, trx = db) => {
+    if (increments.length === 0) return [];
+    const ordered = [...increments].sort(
+      (a, b) => byText(a.bucket, b.bucket) || byText(a.windowStart, b.windowStart),
+    );
+    const rows = await trx
+      .insertInto('rate_limit_counters')
+      .values(
+        ordered.map((c) => ({
+          bucket: c.bucket,
+          window_start: c.windowStart,
+          count: c.by,
+          expires_at: c.expiresAt,
+        })),
+      )
+      .onConflict((oc) =>
+        oc.columns(['bucket', 'window_start']).doUpdateSet({
+          count: (eb) => eb(eb.ref('rate_limit_counters.count'), '+', eb.ref('excluded.count')),
+        }),
+      )
+      .returning(['bucket', 'window_start', 'count'])
+      .execute();
+    return rows.map((r) => ({ bucket: r.bucket, windowStart: r.window_start, count: Number(r.count) }));
+  };
+
   return {
     async listRoles(organizationId, trx = db) {
       return trx
@@ -541,26 +583,13 @@ export function createAccessRepo(db: Executor): AccessRepo {
     },
 
     async incrementCounters(counters, trx = db) {
-      if (counters.length === 0) return new Map();
-      const rows = await trx
-        .insertInto('rate_limit_counters')
-        .values(
-          counters.map((c) => ({
-            bucket: c.bucket,
-            window_start: c.windowStart,
-            count: 1,
-            expires_at: c.expiresAt,
-          })),
-        )
-        .onConflict((oc) =>
-          oc.columns(['bucket', 'window_start']).doUpdateSet({
-            count: (eb) => eb(eb.ref('rate_limit_counters.count'), '+', 1),
-          }),
-        )
-        .returning(['bucket', 'count'])
-        .execute();
-      return new Map(rows.map((r) => [r.bucket, Number(r.count)]));
+      const rows = await addToCounters(
+        counters.map((c) => ({ ...c, by: 1 })),
+        trx,
+      );
+      return new Map(rows.map((r) => [r.bucket, r.count]));
     },
+    addToCounters,
     async decrementCounter(bucket, windowStart, trx = db) {
       await trx
         .updateTable('rate_limit_counters')
