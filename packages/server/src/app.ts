@@ -93,7 +93,10 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<App> {
     authenticator: createAuthenticator({
       ...deps,
       identityRepo: createIdentityRepo(deps.db, { sessionIdleMinutes: config.identity.sessionIdleMinutes }),
-      apiTokensRepo: createApiTokensRepo(deps.db),
+      apiTokensRepo: {
+        ...createApiTokensRepo(deps.db),
+        findForAuthentication: deps.tokenLookups.findForAuthentication,
+      },
       escrowRepo: createEscrowRepo(deps.db),
       ...buildAccess(deps),
     }),

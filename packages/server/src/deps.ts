@@ -20,6 +20,8 @@ import {
   type LostNotification,
   type NotificationDispatcher,
 } from './modules/notifications/notifications.outbox.js';
+import { createApiTokensRepo } from './modules/api-tokens/api-tokens.repo.js';
+import { createTokenLookupBatcher, type TokenLookups } from './modules/api-tokens/token-lookup-batcher.js';
 import { createSmtpMailSender } from './modules/notifications/smtp-mail-sender.js';
 import { createDisclosureWriteBatcher } from './modules/recovery-keys/disclosure-write-batcher.js';
 import {
@@ -56,6 +58,11 @@ export interface AppDeps {
    * SQLite each is its own.
    */
   rateCounters: CounterIncrements;
+  /**
+   * API-token authentication reads. One per process: on PostgreSQL the reads of concurrent
+   * requests go in one statement (token-lookup-batcher.ts); on SQLite each is its own.
+   */
+  tokenLookups: TokenLookups;
 }
 
 export function createAppDeps(options: {
@@ -104,5 +111,8 @@ export function createAppDeps(options: {
     rateCounters: onPostgres
       ? createCounterBatcher(createAccessRepo(options.db))
       : createAccessRepo(options.db),
+    tokenLookups: onPostgres
+      ? createTokenLookupBatcher(createApiTokensRepo(options.db))
+      : createApiTokensRepo(options.db),
   };
 }
