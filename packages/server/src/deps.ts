@@ -22,7 +22,14 @@ import {
 } from './modules/notifications/notifications.outbox.js';
 import { createApiTokensRepo } from './modules/api-tokens/api-tokens.repo.js';
 import { createTokenLookupBatcher, type TokenLookups } from './modules/api-tokens/token-lookup-batcher.js';
+import { createNotificationsRepo } from './modules/notifications/notifications.repo.js';
+import { createRoutingReadBatcher } from './modules/notifications/routing-read-batcher.js';
 import { createSmtpMailSender } from './modules/notifications/smtp-mail-sender.js';
+import { createDisclosurePolicyRepo } from './modules/recovery-keys/disclosure-policy.repo.js';
+import {
+  createDisclosureReadBatcher,
+  type DisclosureReads,
+} from './modules/recovery-keys/disclosure-read-batcher.js';
 import { createDisclosureWriteBatcher } from './modules/recovery-keys/disclosure-write-batcher.js';
 import {
   createOneStatementDisclosure,
@@ -52,6 +59,11 @@ export interface AppDeps {
    * batch together. Undefined on SQLite, where every disclosure is a transaction.
    */
   disclosureWrites: OneStatementDisclosure | undefined;
+  /**
+   * The read each disclosure starts with (the key in scope, the policy). One per process: on
+   * PostgreSQL concurrent disclosures' reads go in one statement (disclosure-read-batcher.ts).
+   */
+  disclosureReads: DisclosureReads;
   /**
    * Every rate limit's counting (disclosure limits, per-route limits). One per process: on
    * PostgreSQL the increments of concurrent requests go in one upsert (counter-batcher.ts); on
@@ -91,6 +103,7 @@ export function createAppDeps(options: {
     ids,
     dispatcher: notifications,
     ...(options.onNotificationLost ? { onLost: options.onNotificationLost } : {}),
+    ...(onPostgres ? { routingReads: createRoutingReadBatcher(createNotificationsRepo(options.db)) } : {}),
   });
   return {
     db: options.db,
@@ -108,6 +121,9 @@ export function createAppDeps(options: {
     disclosureWrites: onPostgres
       ? createDisclosureWriteBatcher(createOneStatementDisclosure(options.db))
       : undefined,
+    disclosureReads: onPostgres
+      ? createDisclosureReadBatcher(createDisclosurePolicyRepo(options.db))
+      : createDisclosurePolicyRepo(options.db),
     rateCounters: onPostgres
       ? createCounterBatcher(createAccessRepo(options.db))
       : createAccessRepo(options.db),

@@ -2,7 +2,6 @@
 import type { AppDeps } from '../../deps.js';
 import { createDevicesRepo } from '../devices/devices.repo.js';
 import { createRecoveryKeysRepo } from '../recovery-keys/recovery-keys.repo.js';
-import { createDisclosurePolicyRepo } from '../recovery-keys/disclosure-policy.repo.js';
 import { createRecoveryKeysService } from '../recovery-keys/recovery-keys.service.js';
 import { buildDisclosureRotation } from '../rotation/rotation.build.js';
 import { createAccessRepo } from './access.repo.js';
@@ -30,7 +29,7 @@ export function buildRecoveryKeysService(deps: AppDeps) {
     recoveryKeysRepo: createRecoveryKeysRepo(deps.db),
     disclosureGuard: buildAccess(deps).disclosureGuard,
     disclosureRotation: buildDisclosureRotation(deps),
-    disclosurePolicyRepo: createDisclosurePolicyRepo(deps.db),
+    disclosurePolicyRepo: deps.disclosureReads,
     oneStatementDisclosure: deps.disclosureWrites,
   });
 }

@@ -52,6 +52,35 @@ export function keyDeviceInScope(
   return sql<SqlBool>`exists (select 1 from devices as d where d.id = ${sql.ref(deviceIdColumn)} and d.organization_id = ${organizationId} and ${deviceInScope(scope, 'd.id', 'd.owner_user_id')})`;
 }
 
+/**
+ * `keyDeviceInScope` for a statement that serves several callers at once (group commit): each
+ * distinct (organization, scope) becomes one condition, and each item picks its own by number
+ * (`numberOf` when the items are built, then `condition` names the items' number column).
+ */
+export function perItemKeyScopes(deviceIdColumn: string) {
+  const numbers = new Map<string, number>();
+  const conditions: Expression<SqlBool>[] = [];
+  return {
+    numberOf(organizationId: string, scope: AccessScope | undefined): number {
+      const key = JSON.stringify([organizationId, scope ?? null]);
+      let no = numbers.get(key);
+      if (no === undefined) {
+        no = conditions.length;
+        numbers.set(key, no);
+        conditions.push(keyDeviceInScope(scope, organizationId, deviceIdColumn));
+      }
+      return no;
+    },
+    condition(scopeNoColumn: string): Expression<SqlBool> {
+      if (conditions.length === 1) return conditions[0]!;
+      return sql<SqlBool>`case ${sql.ref(scopeNoColumn)} ${sql.join(
+        conditions.map((condition, no) => sql`when ${sql.lit(no)} then ${condition}`),
+        sql` `,
+      )} end`;
+    },
+  };
+}
+
 /** One fixed-window rate-limit counter: its bucket, the window it counts and when it can go. */
 export interface CounterWindow {
   bucket: string;

@@ -24,7 +24,13 @@ import {
   type NotificationEvent,
 } from './notification-messages.js';
 import { describeMailError } from './smtp-mail-sender.js';
-import { createNotificationsRepo, type DeliveryRow, type WebhookRow } from './notifications.repo.js';
+import {
+  createNotificationsRepo,
+  type DeliveryRow,
+  type Routing,
+  type WebhookRow,
+} from './notifications.repo.js';
+import type { RoutingReads } from './routing-read-batcher.js';
 import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signWebhookBody } from './webhook-signature.js';
 
 export const DELIVERY_POLICY = {
@@ -234,11 +240,13 @@ export function createNotificationSinks(deps: {
    * change committed): nothing will be sent for it, and the operator should know.
    */
   onLost?: (lost: LostNotification) => void;
+  /** The routing read; on PostgreSQL a batcher shared by the process (routing-read-batcher.ts). */
+  routingReads?: RoutingReads;
 }): { events: EventSink; alerts: AlertSink } {
   const { db, clock, ids, dispatcher } = deps;
   const repo = createNotificationsRepo(db);
+  const routingReads = deps.routingReads ?? repo;
 
-  type Routing = Awaited<ReturnType<typeof repo.routing>>;
   /** Routing of the events of one emit: events of one change share the organization and device. */
   type RoutingCache = Map<string, Promise<Routing>>;
 
@@ -248,7 +256,7 @@ export function createNotificationSinks(deps: {
     const key = `${event.organizationId}\n${device ?? ''}`;
     let routing = cache.get(key);
     if (!routing) {
-      routing = repo.routing(event.organizationId, device);
+      routing = routingReads.routing(event.organizationId, device);
       cache.set(key, routing);
     }
     return routing;

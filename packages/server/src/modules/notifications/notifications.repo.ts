@@ -1,4 +1,5 @@
 /** Notification settings, webhooks and the delivery outbox (with its claim lease), per organization. */
+import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import type {
   NotificationDeliveriesTable,
@@ -17,6 +18,41 @@ export interface DeliveryFilter {
   eventType?: string | undefined;
   limit: number;
 }
+
+/** Whose events: an organization's, and the device the event is about (if any). */
+export interface RoutingTarget {
+  organizationId: string;
+  deviceId?: string | undefined;
+}
+
+/** One row of the routing read: the settings, one enabled webhook (or none), the device and owner. */
+interface RoutingRow {
+  security_addresses: string | null;
+  webhook_id: string | null;
+  event_types: string | null;
+  created_at: string | null;
+  device_name: string | null;
+  owner_email?: string | null | undefined;
+}
+
+/** The rows of one organization's routing read (none: no such organization) as who hears of it. */
+function routingOf(rows: readonly RoutingRow[], deviceId: string | undefined) {
+  const first = rows[0];
+  return {
+    securityAddresses: first?.security_addresses ?? null,
+    webhooks: rows.flatMap((r) =>
+      r.webhook_id === null || r.event_types === null
+        ? []
+        : [{ id: r.webhook_id, eventTypes: r.event_types }],
+    ),
+    device:
+      deviceId === undefined || first?.device_name == null
+        ? undefined
+        : { name: first.device_name, ownerEmail: first.owner_email ?? null },
+  };
+}
+
+export type Routing = ReturnType<typeof routingOf>;
 
 export type NotificationsRepo = ReturnType<typeof createNotificationsRepo>;
 
@@ -51,19 +87,36 @@ export function createNotificationsRepo(db: Executor) {
         .orderBy('w.created_at')
         .orderBy('w.id')
         .execute();
-      const first = rows[0];
-      return {
-        securityAddresses: first?.security_addresses ?? null,
-        webhooks: rows.flatMap((r) =>
-          r.webhook_id === null || r.event_types === null
-            ? []
-            : [{ id: r.webhook_id, eventTypes: r.event_types }],
-        ),
-        device:
-          deviceId === undefined || first?.device_name == null
-            ? undefined
-            : { name: first.device_name, ownerEmail: first.owner_email ?? null },
-      };
+      return routingOf(rows, deviceId);
+    },
+
+    /**
+     * `routing` for several (organization, device) pairs in one statement (PostgreSQL only: the
+     * pairs travel as one JSON parameter), answered in their order; for routing-read-batcher.ts.
+     */
+    async routingMany(targets: readonly RoutingTarget[], trx: Executor = db): Promise<Routing[]> {
+      if (targets.length === 0) return [];
+      const items = targets.map((target, n) => ({
+        n,
+        organization_id: target.organizationId,
+        device_id: target.deviceId ?? '',
+      }));
+      const { rows } = await sql<RoutingRow & { n: number }>`with i as (
+          select * from json_to_recordset(${JSON.stringify(items)}::json)
+            as i(n int, organization_id text, device_id text)
+        )
+        select i.n, s.security_addresses, w.id as webhook_id, w.event_types, w.created_at,
+          d.name as device_name, u.email as owner_email
+        from i
+        join organizations as o on o.id = i.organization_id
+        left join notification_settings as s on s.organization_id = o.id
+        left join notification_webhooks as w on w.organization_id = o.id and w.enabled = 1
+        left join devices as d on d.organization_id = o.id and d.id = i.device_id
+        left join users as u on u.id = d.owner_user_id
+        order by i.n, w.created_at, w.id`.execute(trx);
+      const byTarget = targets.map((): RoutingRow[] => []);
+      for (const { n, ...row } of rows) byTarget[Number(n)]!.push(row);
+      return targets.map((target, n) => routingOf(byTarget[n]!, target.deviceId));
     },
 
     async getSettings(organizationId: string, trx: Executor = db) {

@@ -19,11 +19,11 @@
  * at a time per server, so a statement waiting on one key would hold up every disclosure behind
  * it; the transaction path waits for that key alone.
  */
-import { sql, type Expression, type RawBuilder, type SqlBool } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import { classifyDatabaseFailure } from '../../lib/database-errors.js';
 import type { RecoveryKeysTable, RotationRequestsTable } from '../../db/schema.js';
-import { keyDeviceInScope } from '../access/access.repo.js';
+import { perItemKeyScopes } from '../access/access.repo.js';
 import type { AccessScope } from '../access/permissions.js';
 import type { PendingAuditRow } from '../audit/audit.repo.js';
 
@@ -84,36 +84,19 @@ export function createOneStatementDisclosure(db: Executor): OneStatementDisclosu
     if (new Set(inputs.map((input) => input.key.id)).size !== inputs.length) {
       throw new Error('writeMany: a key may appear only once per statement');
     }
-    const scopes = new Map<string, number>();
-    const conditions: Expression<SqlBool>[] = [];
-    const items = inputs.map((input, n) => {
-      const scopeKey = JSON.stringify([input.key.organization_id, input.scope ?? null]);
-      let scopeNo = scopes.get(scopeKey);
-      if (scopeNo === undefined) {
-        scopeNo = conditions.length;
-        scopes.set(scopeKey, scopeNo);
-        conditions.push(keyDeviceInScope(input.scope, input.key.organization_id, 'recovery_keys.device_id'));
-      }
-      return {
-        n,
-        organization_id: input.key.organization_id,
-        id: input.key.id,
-        status: input.key.status,
-        device_id: input.key.device_id,
-        new_status: input.newStatus,
-        at: input.at,
-        scope_no: scopeNo,
-        rotation: input.rotation ?? null,
-        audit: input.audit,
-      };
-    });
-    const inScope =
-      conditions.length === 1
-        ? conditions[0]!
-        : sql<SqlBool>`case i.scope_no ${sql.join(
-            conditions.map((condition, no) => sql`when ${sql.lit(no)} then ${condition}`),
-            sql` `,
-          )} end`;
+    const scopes = perItemKeyScopes('recovery_keys.device_id');
+    const items = inputs.map((input, n) => ({
+      n,
+      organization_id: input.key.organization_id,
+      id: input.key.id,
+      status: input.key.status,
+      device_id: input.key.device_id,
+      new_status: input.newStatus,
+      at: input.at,
+      scope_no: scopes.numberOf(input.key.organization_id, input.scope),
+      rotation: input.rotation ?? null,
+      audit: input.audit,
+    }));
     const rotations = inputs.flatMap((input) => (input.rotation ? [input.rotation] : []));
     const rotation =
       rotations.length > 0
@@ -132,7 +115,7 @@ export function createOneStatementDisclosure(db: Executor): OneStatementDisclosu
         from i
         where recovery_keys.id in (select id from locked)
           and recovery_keys.organization_id = i.organization_id and recovery_keys.id = i.id
-          and recovery_keys.status = i.status and recovery_keys.device_id = i.device_id and ${inScope}
+          and recovery_keys.status = i.status and recovery_keys.device_id = i.device_id and ${scopes.condition('i.scope_no')}
         returning i.n, i.rotation, i.audit
       )${rotation}, a as (${insertCarriedRows(
         'audit_log',

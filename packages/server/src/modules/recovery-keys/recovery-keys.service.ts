@@ -101,7 +101,7 @@ export function createRecoveryKeysService(deps: {
   events: EventSink;
   /** Single-use passwords: opens the key's rotation request inside the disclosure transaction. */
   disclosureRotation: DisclosureRotation;
-  disclosurePolicyRepo: DisclosurePolicyRepo;
+  disclosurePolicyRepo: Pick<DisclosurePolicyRepo, 'findForKey'>;
   /** PostgreSQL only (see one-statement-disclosure.repo.ts); without it every disclosure is a transaction. */
   oneStatementDisclosure?: OneStatementDisclosure | undefined;
 }) {
