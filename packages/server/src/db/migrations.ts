@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Migrator, PostgresAdapter, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { base32 } from '../lib/ids.js';
 import { auditChainAtCommit } from './migration-0011-audit-chain-at-commit.js';
+import { auditLinkInStatement } from './migration-0014-audit-link-in-statement.js';
 import type { Db } from './database.js';
 
 // Portable column types only (text, integer, bigint): the same migration runs on SQLite and PostgreSQL.
@@ -999,6 +1000,7 @@ export const migrations: Record<string, Migration> = {
   '0011_audit_chain_at_commit': auditChainAtCommit,
   '0012_account_home_and_invitations': accountHomeAndInvitations,
   '0013_audit_log_filters': auditLogFilters,
+  '0014_audit_link_in_statement': auditLinkInStatement,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -2,6 +2,7 @@
 // while others are being written go out together, in one statement and one commit, so the audit
 // chain head is taken once for all of them. Each must still be guarded on its own and leave the
 // rows it would have left alone; one item's failure must not become another caller's.
+import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/database.js';
@@ -135,6 +136,12 @@ describe.skipIf(!pgUp)('disclosure group commit on PostgreSQL', () => {
     const seqs = audits.map((r) => Number(r.seq));
     expect(seqs).toEqual([seqs[0], seqs[0]! + 1, seqs[0]! + 2]);
     expect(await t.vault.services.audit.verifyChain()).toMatchObject({ ok: true });
+    // Inserted linked (migration 0014), not linked afterwards by the commit-time trigger: a row
+    // version written by the statement itself has command id 0, one the trigger's UPDATE rewrote
+    // at commit has a later one.
+    const { rows: versions } = await sql<{ cmin: string }>`select cmin::text from audit_log
+      where id in (${sql.join(audits.map((r) => r.id))})`.execute(t.vault.db);
+    expect(versions.map((v) => v.cmin)).toEqual(['0', '0', '0']);
   });
 
   it("checks each item against its own caller's scope", async () => {

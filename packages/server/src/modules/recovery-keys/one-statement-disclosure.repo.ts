@@ -4,8 +4,10 @@
  * round trip, and round trips are most of what a disclosure costs (bench/RESULTS.md).
  *
  * The statement is a data-modifying CTE: it stamps the key, and only if that matched inserts the
- * rotation request and the audit row, all committed together or not at all. Its audit row is
- * linked into the chain at commit by the same trigger as every other row (migration 0011).
+ * rotation request and the audit row, all committed together or not at all. Its audit rows are
+ * inserted already linked into the chain (`bdevault_audit_link_many`, migration 0014): the chain
+ * head is taken once per statement, and held to its commit like the trigger of migration 0011
+ * that links every other audited write's rows.
  *
  * It writes what the caller computed from the key as read just before (the audit row's digest
  * covers the key id, the device and the rotation request id), so the key must still be as read:
@@ -71,6 +73,28 @@ function insertCarriedRows(table: string, field: string, rows: readonly object[]
     order by k.n`;
 }
 
+/**
+ * The CTEs that insert the audit rows of the stamped keys (`k`), in item order, already linked into
+ * the chain: `bdevault_audit_link_many` (migration 0014) takes the chain head once for all of
+ * them and moves it once, so each row is written once, not inserted and then updated by the
+ * commit-time trigger (which leaves linked rows alone).
+ */
+function insertLinkedAuditRows(rows: readonly PendingAuditRow[]): RawBuilder<unknown> {
+  const columns = columnsOf(rows);
+  return sql`stamped as (
+      select k.audit, (row_number() over (order by k.n))::int as ord from k
+    ), links as (
+      select * from bdevault_audit_link_many(array(select s.audit->>'entry_hash' from stamped as s order by s.ord))
+    ), a as (
+      insert into audit_log (${sql.join(columns.map((c) => sql.ref(c)))}, seq, prev_hash, hash)
+      select ${sql.join(columns.map((c) => sql.ref(`row.${c}`)))}, l.link_seq, l.link_prev, l.link_hash
+      from stamped as s
+      join links as l on l.link_ord = s.ord
+      cross join lateral json_populate_record(null::audit_log, s.audit) as row
+      order by s.ord
+    )`;
+}
+
 export function createOneStatementDisclosure(db: Executor): OneStatementDisclosureRepo {
   /**
    * The items travel as one JSON parameter, whatever their number. The key rows are locked in
@@ -117,11 +141,7 @@ export function createOneStatementDisclosure(db: Executor): OneStatementDisclosu
           and recovery_keys.organization_id = i.organization_id and recovery_keys.id = i.id
           and recovery_keys.status = i.status and recovery_keys.device_id = i.device_id and ${scopes.condition('i.scope_no')}
         returning i.n, i.rotation, i.audit
-      )${rotation}, a as (${insertCarriedRows(
-        'audit_log',
-        'audit',
-        inputs.map((input) => input.audit),
-      )})
+      )${rotation}, ${insertLinkedAuditRows(inputs.map((input) => input.audit))}
       select n from k`;
     const { rows } = await statement.execute(db);
     const written = new Set(rows.map((row) => Number(row.n)));
