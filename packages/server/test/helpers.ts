@@ -10,7 +10,8 @@ import type { AppDeps } from '../src/deps.js';
 import { loadConfig, type Config, type ConfigInput } from '../src/lib/config.js';
 import { createArgon2Hasher } from '../src/modules/identity/password-hasher.js';
 import { openVault, type Vault } from '../src/vault.js';
-import { testDatabase } from './support/postgres.js';
+import { afterAll, beforeAll } from 'vitest';
+import { createPgDatabase, testDatabase } from './support/postgres.js';
 
 // Cheap Argon2id parameters: tests exercise the flow, not the cost.
 export const fastHasher = createArgon2Hasher({ memoryCost: 1024, timeCost: 1 });
@@ -64,6 +65,24 @@ export async function createTestVault(input: ConfigInput = {}): Promise<TestVaul
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * For a PostgreSQL-only suite: a test vault on a fresh database of its own, opened before the
+ * suite's tests (handed to `use`) and closed, its database dropped, after them.
+ */
+export function onFreshPostgresVault(use: (vault: TestVault) => void): void {
+  let t: TestVault | undefined;
+  let database: { url: string; drop(): Promise<void> } | undefined;
+  beforeAll(async () => {
+    database = await createPgDatabase();
+    t = await createTestVault({ databaseUrl: database.url });
+    use(t);
+  });
+  afterAll(async () => {
+    await t?.close();
+    await database?.drop();
+  });
 }
 
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });

@@ -2,12 +2,12 @@
 // requests that arrive while an upsert runs go together in the next one. Each caller must still get
 // the count it would have got alone, so limits refuse from the same attempt on and the alert
 // threshold is crossed exactly once.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createAccessRepo } from '../../src/modules/access/access.repo.js';
 import { createCounterBatcher } from '../../src/modules/access/counter-batcher.js';
-import { createPgDatabase, PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
+import { PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
 import { statementsOf } from '../support/sent-statements.js';
-import { bearer, createTestVault, escrowKeysOnNewDevice, type TestVault } from '../helpers.js';
+import { bearer, onFreshPostgresVault, escrowKeysOnNewDevice, type TestVault } from '../helpers.js';
 
 const pgUp = await postgresAvailable();
 if (!pgUp)
@@ -15,16 +15,7 @@ if (!pgUp)
 
 describe.skipIf(!pgUp)('rate-limit counter group commit on PostgreSQL', () => {
   let t: TestVault;
-  let database: { url: string; drop(): Promise<void> };
-
-  beforeAll(async () => {
-    database = await createPgDatabase();
-    t = await createTestVault({ databaseUrl: database.url });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await database?.drop();
-  });
+  onFreshPostgresVault((vault) => (t = vault));
 
   const counterUpserts = (sent: string[]) => sent.filter((s) => /insert into "rate_limit_counters"/i.test(s));
 

@@ -4,7 +4,7 @@
 // rows it would have left alone; one item's failure must not become another caller's.
 import { sql } from 'kysely';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/database.js';
 import type { RecoveryKeysTable } from '../../src/db/schema.js';
 import { classifyDatabaseFailure } from '../../src/lib/database-errors.js';
@@ -16,25 +16,16 @@ import {
 } from '../../src/modules/recovery-keys/one-statement-disclosure.repo.js';
 import { buildDisclosureRotation } from '../../src/modules/rotation/rotation.build.js';
 import { createRotationRepo } from '../../src/modules/rotation/rotation.repo.js';
-import { createPgDatabase, PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
+import { PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
 import { statementsOf } from '../support/sent-statements.js';
-import { bearer, createTestVault, escrowKeysOnNewDevice, type TestVault } from '../helpers.js';
+import { bearer, onFreshPostgresVault, escrowKeysOnNewDevice, type TestVault } from '../helpers.js';
 
 const pgUp = await postgresAvailable();
 if (!pgUp) console.warn(`PostgreSQL not reachable at ${PG_ADMIN_URL}: the group commit tests are skipped`);
 
 describe.skipIf(!pgUp)('disclosure group commit on PostgreSQL', () => {
   let t: TestVault;
-  let database: { url: string; drop(): Promise<void> };
-
-  beforeAll(async () => {
-    database = await createPgDatabase();
-    t = await createTestVault({ databaseUrl: database.url });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await database?.drop();
-  });
+  onFreshPostgresVault((vault) => (t = vault));
 
   /** `n` keys escrowed on one new device, as their rows read back. */
   const escrowKeys = async (n: number): Promise<RecoveryKeysTable[]> =>
@@ -253,7 +244,8 @@ describe.skipIf(!pgUp)('disclosure group commit on PostgreSQL', () => {
 
   it('skips a key another transaction holds, so one locked key holds up no other disclosure', async () => {
     const [held, free] = await escrowKeys(2);
-    const holder = new pg.Client({ connectionString: database.url });
+    if (t.config.database.dialect !== 'postgres') throw new Error('this suite runs on PostgreSQL');
+    const holder = new pg.Client({ connectionString: t.config.database.url });
     await holder.connect();
     try {
       await holder.query('begin');

@@ -4,14 +4,14 @@
 // one statement must give way to the transaction: the key changed since it was read, another
 // disclosure opened the key's rotation request first, a request is already open. Each must leave
 // exactly the rows the transaction would have.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RecoveryKeysTable } from '../../src/db/schema.js';
 import { createOneStatementDisclosure } from '../../src/modules/recovery-keys/one-statement-disclosure.repo.js';
 import { buildDisclosureRotation } from '../../src/modules/rotation/rotation.build.js';
 import { createRotationRepo } from '../../src/modules/rotation/rotation.repo.js';
-import { createPgDatabase, PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
+import { PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
 import { statementsOf } from '../support/sent-statements.js';
-import { bearer, createTestVault, escrowKeysOnNewDevice, type TestVault } from '../helpers.js';
+import { bearer, onFreshPostgresVault, escrowKeysOnNewDevice, type TestVault } from '../helpers.js';
 
 const pgUp = await postgresAvailable();
 if (!pgUp)
@@ -19,16 +19,7 @@ if (!pgUp)
 
 describe.skipIf(!pgUp)('one-statement disclosure on PostgreSQL', () => {
   let t: TestVault;
-  let database: { url: string; drop(): Promise<void> };
-
-  beforeAll(async () => {
-    database = await createPgDatabase();
-    t = await createTestVault({ databaseUrl: database.url });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await database?.drop();
-  });
+  onFreshPostgresVault((vault) => (t = vault));
 
   const escrowKeys = (n: number) => escrowKeysOnNewDevice(t, n);
 

@@ -2,32 +2,23 @@
 // key in the caller's scope with the organization's policy) and the notification routing read after
 // each change (routing-read-batcher.ts), several callers' in one statement. Each read must answer
 // exactly what it would have answered alone, whatever the others ask.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AccessScope } from '../../src/modules/access/permissions.js';
 import {
   createDisclosurePolicyRepo,
   type KeyRead,
 } from '../../src/modules/recovery-keys/disclosure-policy.repo.js';
 import { createNotificationsRepo } from '../../src/modules/notifications/notifications.repo.js';
-import { createPgDatabase, PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
+import { PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
 import { statementsOf } from '../support/sent-statements.js';
-import { bearer, createTestVault, escrowKeysOnNewDevice, type TestVault } from '../helpers.js';
+import { bearer, onFreshPostgresVault, escrowKeysOnNewDevice, type TestVault } from '../helpers.js';
 
 const pgUp = await postgresAvailable();
 if (!pgUp) console.warn(`PostgreSQL not reachable at ${PG_ADMIN_URL}: the read batching tests are skipped`);
 
 describe.skipIf(!pgUp)('disclosure and routing reads batched on PostgreSQL', () => {
   let t: TestVault;
-  let database: { url: string; drop(): Promise<void> };
-
-  beforeAll(async () => {
-    database = await createPgDatabase();
-    t = await createTestVault({ databaseUrl: database.url });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await database?.drop();
-  });
+  onFreshPostgresVault((vault) => (t = vault));
 
   const deviceOf = (keyRecordId: string) =>
     t.vault.db

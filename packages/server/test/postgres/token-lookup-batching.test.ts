@@ -2,10 +2,10 @@
 // concurrent requests share statements. Each request must still be judged by its own token as the
 // database has it now: a revoked token is refused from the next request on, an unknown one is
 // refused, and no request is ever answered with another request's token.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPgDatabase, PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
+import { describe, expect, it } from 'vitest';
+import { PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
 import { statementsOf } from '../support/sent-statements.js';
-import { bearer, createTestVault, type TestVault } from '../helpers.js';
+import { bearer, onFreshPostgresVault, type TestVault } from '../helpers.js';
 
 const pgUp = await postgresAvailable();
 if (!pgUp)
@@ -13,16 +13,7 @@ if (!pgUp)
 
 describe.skipIf(!pgUp)('API-token lookups batched on PostgreSQL', () => {
   let t: TestVault;
-  let database: { url: string; drop(): Promise<void> };
-
-  beforeAll(async () => {
-    database = await createPgDatabase();
-    t = await createTestVault({ databaseUrl: database.url });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await database?.drop();
-  });
+  onFreshPostgresVault((vault) => (t = vault));
 
   const actor = { type: 'cli' as const, id: null };
   const newToken = (name: string, permissions: string[]) =>
