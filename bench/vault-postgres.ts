@@ -21,11 +21,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { intOption } from './lib/options.js';
+import { pinPostgres } from './lib/pin-postgres.js';
 import { postgresCpuSeconds } from './lib/postgres-cpu.js';
 
 const vaultScript = fileURLToPath(new URL('./vault.ts', import.meta.url));
@@ -38,6 +39,7 @@ interface Options {
   pgbenchThreads: number;
   pgbenchTime: number;
   keep: boolean;
+  pinPostgres: boolean;
   vaultArgs: string[];
 }
 
@@ -50,6 +52,7 @@ function parseOptions(argv: string[]): Options {
     pgbenchThreads: 2,
     pgbenchTime: 20,
     keep: false,
+    pinPostgres: false,
     vaultArgs: [],
   };
   const int = intOption;
@@ -78,6 +81,9 @@ function parseOptions(argv: string[]): Options {
       case '--keep':
         o.keep = true;
         break;
+      case '--pin-postgres':
+        o.pinPostgres = true;
+        break;
       case '--':
         o.vaultArgs = argv.slice(i + 1);
         i = argv.length;
@@ -85,7 +91,8 @@ function parseOptions(argv: string[]): Options {
       case '--help':
         console.log(
           'npx tsx bench/vault-postgres.ts [--devices N] [--http-sample N] [--admin-url URL]\n' +
-            '  [--pgbench-clients C] [--pgbench-threads J] [--pgbench-time S] [--keep] [-- vault.ts options]',
+            '  [--pgbench-clients C] [--pgbench-threads J] [--pgbench-time S] [--keep] [--pin-postgres]\n' +
+            '  [-- vault.ts options]',
         );
         process.exit(0);
         break;
@@ -117,9 +124,11 @@ async function withClient<T>(url: string, f: (c: pg.Client) => Promise<T>): Prom
 }
 
 /** Runs vault.ts, passing its stderr through and collecting its stdout (the report). */
-function runVault(args: string[]): Promise<string> {
+function runVault(args: string[], cpus: string | undefined): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, vaultScript, ...args], {
+    const command = [process.execPath, ...process.execArgv, vaultScript, ...args];
+    const [file, ...rest] = cpus === undefined ? command : ['taskset', '-c', cpus, ...command];
+    const child = spawn(file!, rest, {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const chunks: Buffer[] = [];
@@ -172,7 +181,13 @@ interface PgbenchResult {
 const percentOf = (rate: number, tps: number): string =>
   Number.isFinite(rate) ? `${((rate / tps) * 100).toFixed(1)}%` : '?';
 
-function runPgbench(o: Options, url: string, file: string, label: string): PgbenchResult {
+function runPgbench(
+  o: Options,
+  url: string,
+  file: string,
+  label: string,
+  cpus: string | undefined,
+): PgbenchResult {
   const args = [
     '-n',
     '-f',
@@ -187,7 +202,10 @@ function runPgbench(o: Options, url: string, file: string, label: string): Pgben
   ];
   log(`pgbench ${label}: pgbench ${args.join(' ')}`);
   const databaseCpu0 = postgresCpuSeconds();
-  const r = spawnSync('pgbench', args, { encoding: 'utf8' });
+  const r =
+    cpus === undefined
+      ? spawnSync('pgbench', args, { encoding: 'utf8' })
+      : spawnSync('taskset', ['-c', cpus, 'pgbench', ...args], { encoding: 'utf8' });
   const databaseCpu1 = postgresCpuSeconds();
   if (r.status !== 0) throw new Error(`pgbench failed (${r.status}): ${r.stderr}`);
   process.stderr.write(r.stdout);
@@ -213,23 +231,34 @@ async function main(): Promise<void> {
   const name = `bdevault_bench_${randomBytes(6).toString('hex')}`;
   const url = databaseUrl(o.adminUrl, name);
   const scratch = mkdtempSync(join(tmpdir(), 'bdevault-pgbench-'));
-  const pgVersion = await withClient(o.adminUrl, async (c) => {
+  const { pgVersion, dataDirectory } = await withClient(o.adminUrl, async (c) => {
     await c.query(`CREATE DATABASE ${name}`);
-    return String((await c.query('SHOW server_version')).rows[0].server_version);
+    return {
+      pgVersion: String((await c.query('SHOW server_version')).rows[0].server_version),
+      dataDirectory: String((await c.query('SHOW data_directory')).rows[0].data_directory),
+    };
   });
   log(`created database ${name} (PostgreSQL ${pgVersion})`);
+  const pinned = o.pinPostgres ? pinPostgres(dataDirectory, cpus().length) : undefined;
+  if (pinned)
+    log(
+      `PostgreSQL pinned to CPU ${pinned.postgresCpus}; vault.ts, its server and pgbench to ${pinned.otherCpus}`,
+    );
   try {
-    const report = await runVault([
-      '--database-url',
-      url,
-      '--devices',
-      `${o.devices}`,
-      '--ingest',
-      'bulk',
-      '--http-sample',
-      `${o.httpSample}`,
-      ...o.vaultArgs,
-    ]);
+    const report = await runVault(
+      [
+        '--database-url',
+        url,
+        '--devices',
+        `${o.devices}`,
+        '--ingest',
+        'bulk',
+        '--http-sample',
+        `${o.httpSample}`,
+        ...o.vaultArgs,
+      ],
+      pinned?.otherCpus,
+    );
     process.stdout.write(report);
 
     // Raw baseline on the same database.
@@ -254,8 +283,20 @@ async function main(): Promise<void> {
     writeFileSync(plain, pgbenchScript(keys, false));
     writeFileSync(chain, pgbenchScript(keys, true));
     const results = [
-      runPgbench(o, url, plain, 'SELECT key + UPDATE last_disclosed_at + INSERT audit-like row'),
-      runPgbench(o, url, chain, 'the same + chain-head row lock (UPDATE … RETURNING, UPDATE)'),
+      runPgbench(
+        o,
+        url,
+        plain,
+        'SELECT key + UPDATE last_disclosed_at + INSERT audit-like row',
+        pinned?.otherCpus,
+      ),
+      runPgbench(
+        o,
+        url,
+        chain,
+        'the same + chain-head row lock (UPDATE … RETURNING, UPDATE)',
+        pinned?.otherCpus,
+      ),
     ];
 
     // bdevault's concurrent disclosure rates (HTTP, and the service in-process), from vault.ts's report.
@@ -272,6 +313,11 @@ async function main(): Promise<void> {
       '',
       `- PostgreSQL ${pgVersion}; load average (1 min) ${load0[0]!.toFixed(2)} at the start of vault-postgres.ts, ${load1[0]!.toFixed(2)} at the end.`,
       `- Command: \`npx tsx bench/vault-postgres.ts ${process.argv.slice(2).join(' ')}\``,
+      ...(pinned
+        ? [
+            `- PostgreSQL pinned to CPU ${pinned.postgresCpus} (\`taskset\`, every PostgreSQL process); vault.ts, its server child and pgbench on CPU ${pinned.otherCpus}.`,
+          ]
+        : []),
       '- Script (`disclose.sql`; `disclose-chain.sql` adds the two `bench_chain_head` lines):',
       '',
       '```sql',
@@ -288,6 +334,7 @@ async function main(): Promise<void> {
     ];
     process.stdout.write(lines.join('\n'));
   } finally {
+    pinned?.restore();
     rmSync(scratch, { recursive: true, force: true });
     if (o.keep) log(`kept database ${name} (${url})`);
     else {
