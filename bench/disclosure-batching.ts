@@ -232,10 +232,7 @@ async function main(): Promise<void> {
       const authenticator = createAuthenticator({
         ...deps,
         identityRepo: createIdentityRepo(deps.db, { sessionIdleMinutes: 60 }),
-        apiTokensRepo: {
-          ...createApiTokensRepo(deps.db),
-          findForAuthentication: deps.tokenLookups.findForAuthentication,
-        },
+        apiTokensRepo: createApiTokensRepo(deps.db),
         escrowRepo: createEscrowRepo(deps.db),
         ...buildAccess(deps),
       });

@@ -93,10 +93,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<App> {
     authenticator: createAuthenticator({
       ...deps,
       identityRepo: createIdentityRepo(deps.db, { sessionIdleMinutes: config.identity.sessionIdleMinutes }),
-      apiTokensRepo: {
-        ...createApiTokensRepo(deps.db),
-        findForAuthentication: deps.tokenLookups.findForAuthentication,
-      },
+      apiTokensRepo: createApiTokensRepo(deps.db),
       escrowRepo: createEscrowRepo(deps.db),
       ...buildAccess(deps),
     }),
@@ -108,13 +105,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<App> {
   await app.register(fastifyRateLimit, {
     global: false,
     // Counted in the database, so several servers share one budget per route and client.
-    store: databaseRateLimitStore({
-      accessRepo: {
-        pruneCounters: createAccessRepo(deps.db).pruneCounters,
-        incrementCounters: deps.rateCounters.incrementCounters,
-      },
-      clock: deps.clock,
-    }),
+    store: databaseRateLimitStore({ ...deps, accessRepo: createAccessRepo(deps.db) }),
     errorResponseBuilder: () => new AppError('RATE_LIMITED', 'Too many requests; try again later'),
   });
   await app.register(fastifySwagger, {

@@ -15,10 +15,7 @@ export function buildAccess(deps: AppDeps) {
     accessRepo,
     rights: createRightsResolver({ ...deps, accessRepo }),
     authorizer: createAuthorizer({ devicesRepo: createDevicesRepo(deps.db), recoveryKeysRepo }),
-    disclosureGuard: createDisclosureGuard({
-      ...deps,
-      accessRepo: { ...accessRepo, incrementCounters: deps.rateCounters.incrementCounters },
-    }),
+    disclosureGuard: createDisclosureGuard({ ...deps, accessRepo }),
   };
 }
 

@@ -9,6 +9,7 @@ import { AppError } from '../../lib/errors.js';
 import type { IdGenerator } from '../../lib/ids.js';
 import { hashToken, parseToken, tokenMatches } from '../../lib/tokens.js';
 import type { ApiTokensRepo } from '../api-tokens/api-tokens.repo.js';
+import type { TokenLookups } from '../api-tokens/token-lookup-batcher.js';
 import type { AuditWriter } from '../audit/audit.service.js';
 import type { DeviceRow, DevicesRepo } from '../devices/devices.repo.js';
 import type { EscrowRepo } from '../escrow/escrow.repo.js';
@@ -175,12 +176,24 @@ export function createAuthenticator(deps: {
     IdentityRepo,
     'findLiveSessionByHash' | 'touchSession' | 'findUserById' | 'demoteSession' | 'findMfaStanding'
   >;
-  apiTokensRepo: Pick<ApiTokensRepo, 'findForAuthentication' | 'touch'>;
+  apiTokensRepo: Pick<ApiTokensRepo, 'touch'>;
+  /** The token read of every API request (batched on PostgreSQL: AppDeps.tokenLookups). */
+  tokenLookups: TokenLookups;
   escrowRepo: Pick<EscrowRepo, 'findDeviceCredentialByLookupPrefix' | 'touchDeviceCredential'>;
   accessRepo: Pick<AccessRepo, 'activeSuspension'>;
   rights: Pick<RightsResolver, 'userLayer' | 'adoptLegacyMembershipGrants'>;
 }): Authenticator {
-  const { db, clock, auditWriter, identityRepo, apiTokensRepo, escrowRepo, accessRepo, rights } = deps;
+  const {
+    db,
+    clock,
+    auditWriter,
+    identityRepo,
+    apiTokensRepo,
+    tokenLookups,
+    escrowRepo,
+    accessRepo,
+    rights,
+  } = deps;
   return {
     async fromSessionToken(token) {
       if (parseToken(token)?.kind !== 'session') return undefined;
@@ -233,7 +246,7 @@ export function createAuthenticator(deps: {
       const parsed = parseToken(token);
       const now = clock.now().toISOString();
       if (parsed?.kind === 'apiToken') {
-        const row = await apiTokensRepo.findForAuthentication(parsed.lookupPrefix);
+        const row = await tokenLookups.findForAuthentication(parsed.lookupPrefix);
         if (!row || !tokenMatches(token, row.token_hash) || row.revoked_at !== null) return undefined;
         if (row.expires_at !== null && row.expires_at <= now) return undefined;
         const own: GrantLayer = [

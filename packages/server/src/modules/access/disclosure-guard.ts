@@ -9,6 +9,7 @@ import type { IdGenerator } from '../../lib/ids.js';
 import type { AuditWriter } from '../audit/audit.service.js';
 import type { AccessRepo, SettingsRow } from './access.repo.js';
 import type { AlertSink } from './alerts.js';
+import type { CounterIncrements } from './counter-batcher.js';
 
 export interface DisclosureLimits {
   perAccount: { max: number; windowSeconds: number };
@@ -76,13 +77,12 @@ export function createDisclosureGuard(deps: {
   ids: IdGenerator;
   auditWriter: AuditWriter;
   alerts: AlertSink;
-  accessRepo: Pick<
-    AccessRepo,
-    'incrementCounters' | 'decrementCounter' | 'pruneCounters' | 'findSettings' | 'insertSuspension'
-  >;
+  accessRepo: Pick<AccessRepo, 'decrementCounter' | 'pruneCounters' | 'findSettings' | 'insertSuspension'>;
+  /** Every rate limit's counting (batched on PostgreSQL: AppDeps.rateCounters). */
+  rateCounters: CounterIncrements;
   limits?: DisclosureLimits;
 }) {
-  const { db, clock, ids, auditWriter, alerts, accessRepo } = deps;
+  const { db, clock, ids, auditWriter, alerts, accessRepo, rateCounters } = deps;
   const limits = deps.limits ?? DEFAULT_DISCLOSURE_LIMITS;
 
   function counterOf(bucket: string, seconds: number, now: Date) {
@@ -137,7 +137,7 @@ export function createDisclosureGuard(deps: {
               now,
             )
           : undefined;
-      const counts = await accessRepo.incrementCounters([
+      const counts = await rateCounters.incrementCounters([
         ...(accountBucket ? [counterOf(accountBucket, limits.perAccount.windowSeconds, now)] : []),
         ...(addressBucket ? [counterOf(addressBucket, limits.perAddress.windowSeconds, now)] : []),
         ...(threshold ? [threshold] : []),

@@ -7,9 +7,10 @@
 import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
 import type { Clock } from '../../lib/clock.js';
 import type { AccessRepo } from './access.repo.js';
+import type { CounterIncrements } from './counter-batcher.js';
 import { windowStart } from './disclosure-guard.js';
 
-type Counters = Pick<AccessRepo, 'incrementCounters' | 'pruneCounters'>;
+type Counters = Pick<AccessRepo, 'pruneCounters'>;
 type Result = { current: number; ttl: number };
 type Callback = (err: Error | null, result?: Result) => void;
 
@@ -24,9 +25,11 @@ interface RouteParams {
 /** A store class for the plugin's `store` option; the plugin constructs it itself. */
 export function databaseRateLimitStore(deps: {
   accessRepo: Counters;
+  /** Every rate limit's counting (batched on PostgreSQL: AppDeps.rateCounters). */
+  rateCounters: CounterIncrements;
   clock: Clock;
 }): FastifyRateLimitStoreCtor {
-  const { accessRepo, clock } = deps;
+  const { accessRepo, rateCounters, clock } = deps;
   // Expired counters are swept at most once a minute per process, not on every request.
   let lastPrune = 0;
 
@@ -40,7 +43,7 @@ export function databaseRateLimitStore(deps: {
     const seconds = Math.max(1, Math.ceil(timeWindowMs / 1000));
     const start = windowStart(now, seconds);
     const end = start.getTime() + seconds * 1000;
-    const counts = await accessRepo.incrementCounters([
+    const counts = await rateCounters.incrementCounters([
       { bucket, windowStart: start.toISOString(), expiresAt: new Date(end).toISOString() },
     ]);
     return { current: counts.get(bucket) ?? 0, ttl: end - now.getTime() };
