@@ -18,6 +18,7 @@ const PG_ADMIN_URL = process.env.BDEVAULT_TEST_PG_URL ?? 'postgres://postgres@12
  */
 const notOnPostgres: Record<string, string> = {
   'packages/server/test/config.test.ts': 'parses configuration only; opens no database',
+  'packages/server/test/statement-batcher.test.ts': 'the batcher alone, with no database',
   'packages/server/test/dialects.test.ts': 'already runs its flow on both dialects itself',
   'packages/server/test/postgres/two-servers.test.ts':
     'PostgreSQL-only already (spawns two `bdevault serve` on one database); runs in the default project',

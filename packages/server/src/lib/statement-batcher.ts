@@ -83,6 +83,10 @@ export function createStatementBatcher<I, O>(
     let answers: readonly O[];
     try {
       answers = await runBatch(batch.map((queued) => queued.item));
+      // A wrong count would hand callers each other's answers (or none): treat it as a failed batch.
+      if (answers.length !== batch.length) {
+        throw new Error(`statement batch answered ${answers.length} of ${batch.length} items`);
+      }
     } catch (err) {
       if (classifyDatabaseFailure(err) === 'unavailable') {
         for (const queued of batch) queued.reject(err);
