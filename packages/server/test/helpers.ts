@@ -12,6 +12,7 @@ import { createArgon2Hasher } from '../src/modules/identity/password-hasher.js';
 import { openVault, type Vault } from '../src/vault.js';
 import { afterAll, beforeAll } from 'vitest';
 import { createPgDatabase, testDatabase } from './support/postgres.js';
+import { statementsOf } from './support/sent-statements.js';
 
 // Cheap Argon2id parameters: tests exercise the flow, not the cost.
 export const fastHasher = createArgon2Hasher({ memoryCost: 1024, timeCost: 1 });
@@ -83,6 +84,31 @@ export function onFreshPostgresVault(use: (vault: TestVault) => void): void {
     await t?.close();
     await database?.drop();
   });
+}
+
+/**
+ * Discloses every key at once over HTTP as the test vault's administrator: the responses, in the
+ * keys' order, and the statements node-postgres sent meanwhile (PostgreSQL suites count them).
+ */
+export async function discloseAllAtOnce(
+  t: TestVault,
+  keyIds: readonly string[],
+  reason: string,
+): Promise<{ responses: Awaited<ReturnType<App['inject']>>[]; sent: string[] }> {
+  let responses: Awaited<ReturnType<App['inject']>>[] = [];
+  const sent = await statementsOf(async () => {
+    responses = await Promise.all(
+      keyIds.map((id) =>
+        t.app.inject({
+          method: 'POST',
+          url: `/api/recovery-keys/${id}/disclose`,
+          headers: bearer(t.adminToken),
+          payload: { reason },
+        }),
+      ),
+    );
+  });
+  return { responses, sent };
 }
 
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });

@@ -7,7 +7,12 @@ import { createAccessRepo } from '../../src/modules/access/access.repo.js';
 import { createCounterBatcher } from '../../src/modules/access/counter-batcher.js';
 import { PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
 import { statementsOf } from '../support/sent-statements.js';
-import { bearer, onFreshPostgresVault, escrowKeysOnNewDevice, type TestVault } from '../helpers.js';
+import {
+  discloseAllAtOnce,
+  escrowKeysOnNewDevice,
+  onFreshPostgresVault,
+  type TestVault,
+} from '../helpers.js';
 
 const pgUp = await postgresAvailable();
 if (!pgUp)
@@ -61,19 +66,11 @@ describe.skipIf(!pgUp)('rate-limit counter group commit on PostgreSQL', () => {
     // The defaults: 30 disclosures a minute per account, an alert past 20 an hour.
     // 16 keys a request at most: three devices.
     const keys = (await Promise.all([14, 13, 13].map((n) => escrowKeysOnNewDevice(t, n)))).flat();
-    let responses: Awaited<ReturnType<typeof t.app.inject>>[] = [];
-    const sent = await statementsOf(async () => {
-      responses = await Promise.all(
-        keys.map((key) =>
-          t.app.inject({
-            method: 'POST',
-            url: `/api/recovery-keys/${key.id}/disclose`,
-            headers: bearer(t.adminToken),
-            payload: { reason: 'counter group commit' },
-          }),
-        ),
-      );
-    });
+    const { responses, sent } = await discloseAllAtOnce(
+      t,
+      keys.map((k) => k.id),
+      'counter group commit',
+    );
     const statuses = responses.map((r) => r.statusCode);
     expect(statuses.filter((s) => s === 200)).toHaveLength(30);
     expect(statuses.filter((s) => s === 429)).toHaveLength(10);

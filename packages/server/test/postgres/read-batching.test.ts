@@ -10,8 +10,13 @@ import {
 } from '../../src/modules/recovery-keys/disclosure-policy.repo.js';
 import { createNotificationsRepo } from '../../src/modules/notifications/notifications.repo.js';
 import { PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
-import { statementsOf } from '../support/sent-statements.js';
-import { bearer, onFreshPostgresVault, escrowKeysOnNewDevice, type TestVault } from '../helpers.js';
+import {
+  bearer,
+  discloseAllAtOnce,
+  escrowKeysOnNewDevice,
+  onFreshPostgresVault,
+  type TestVault,
+} from '../helpers.js';
 
 const pgUp = await postgresAvailable();
 if (!pgUp) console.warn(`PostgreSQL not reachable at ${PG_ADMIN_URL}: the read batching tests are skipped`);
@@ -97,19 +102,11 @@ describe.skipIf(!pgUp)('disclosure and routing reads batched on PostgreSQL', () 
 
   it('concurrent HTTP disclosures share their key reads and routing reads, and each gets its own key', async () => {
     const keys = (await Promise.all([8, 8].map((n) => escrowKeysOnNewDevice(t, n)))).flat();
-    let responses: Awaited<ReturnType<typeof t.app.inject>>[] = [];
-    const sent = await statementsOf(async () => {
-      responses = await Promise.all(
-        keys.map((key) =>
-          t.app.inject({
-            method: 'POST',
-            url: `/api/recovery-keys/${key.id}/disclose`,
-            headers: bearer(t.adminToken),
-            payload: { reason: 'read batching' },
-          }),
-        ),
-      );
-    });
+    const { responses, sent } = await discloseAllAtOnce(
+      t,
+      keys.map((k) => k.id),
+      'read batching',
+    );
     for (const [i, r] of responses.entries()) {
       expect(r.statusCode, r.body).toBe(200);
       expect(r.json().recoveryPassword).toBe(keys[i]!.password);
