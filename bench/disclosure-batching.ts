@@ -21,12 +21,10 @@
  *
  * Prints a Markdown table on stdout, progress on stderr.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
-import pg from 'pg';
 import type { AppDeps } from '../packages/server/src/deps.js';
 import { loadConfig } from '../packages/server/src/lib/config.js';
 import { createAccessRepo } from '../packages/server/src/modules/access/access.repo.js';
@@ -47,6 +45,8 @@ import { createOneStatementDisclosure } from '../packages/server/src/modules/rec
 import { openVault, type Vault } from '../packages/server/src/vault.js';
 import { statementsOf } from '../packages/server/test/support/sent-statements.js';
 import { intOption } from './lib/options.js';
+import { median, runPool } from './lib/run-pool.js';
+import { createScratchDatabase } from './lib/scratch-database.js';
 import { postgresCpuSeconds } from './lib/postgres-cpu.js';
 
 const STEPS = ['tokens', 'reads', 'counters', 'routing'] as const;
@@ -163,19 +163,6 @@ function depsOf(vault: Vault, variant: { writes: boolean; steps: readonly Step[]
   };
 }
 
-async function runPool(
-  count: number,
-  concurrency: number,
-  task: (i: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, count) }, async () => {
-      while (next < count) await task(next++);
-    }),
-  );
-}
-
 interface Row {
   round: number;
   variant: string;
@@ -188,17 +175,14 @@ interface Row {
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
-  const name = `bdevault_bench_batching_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: o.adminUrl });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  const url = new URL(o.adminUrl);
-  url.pathname = `/${name}`;
+  const database = await createScratchDatabase(o.adminUrl, 'bdevault_bench_batching');
   const dir = mkdtempSync(join(tmpdir(), 'bdevault-bench-batching-'));
-  const vault = await openVault(
-    loadConfig({ dataDir: dir, logLevel: 'silent', databaseUrl: url.toString() }),
-  );
+  let opened: Vault | undefined;
   try {
+    const vault = await openVault(
+      loadConfig({ dataDir: dir, logLevel: 'silent', databaseUrl: database.url }),
+    );
+    opened = vault;
     const first = await vault.services.identity.bootstrapFirstOrganization({
       organizationName: 'batching bench',
     });
@@ -288,7 +272,6 @@ async function main(): Promise<void> {
     if (!verdict.ok) throw new Error(`audit chain broken: ${JSON.stringify(verdict.firstProblem)}`);
     log(`audit chain verified: ${verdict.rowsChecked} rows`);
 
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     console.log(`## ${new Date().toISOString().slice(0, 16)}Z — disclosure batching: which steps to batch`);
     console.log('');
     console.log(
@@ -313,10 +296,9 @@ async function main(): Promise<void> {
       );
     }
   } finally {
-    await vault.close();
+    await opened?.close();
     rmSync(dir, { recursive: true, force: true });
-    await admin.query(`drop database if exists ${name}`);
-    await admin.end();
+    await database.drop();
   }
 }
 

@@ -22,10 +22,8 @@
  *
  * Prints a Markdown table on stdout, progress on stderr.
  */
-import { randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { openDatabase, type Db } from '../packages/server/src/db/database.js';
 import { migrateToLatest } from '../packages/server/src/db/migrations.js';
 import type { RecoveryKeysTable } from '../packages/server/src/db/schema.js';
@@ -43,6 +41,8 @@ import {
 import { buildDisclosureRotation } from '../packages/server/src/modules/rotation/rotation.build.js';
 import { statementsOf } from '../packages/server/test/support/sent-statements.js';
 import { intOption } from './lib/options.js';
+import { median, runPool } from './lib/run-pool.js';
+import { createScratchDatabase } from './lib/scratch-database.js';
 import { postgresCpuSeconds } from './lib/postgres-cpu.js';
 
 interface Options {
@@ -115,19 +115,6 @@ async function seed(db: Db, organizationId: string, count: number): Promise<Reco
   return db.selectFrom('recovery_keys').selectAll().orderBy('id').execute();
 }
 
-async function runPool(
-  count: number,
-  concurrency: number,
-  task: (i: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, count) }, async () => {
-      while (next < count) await task(next++);
-    }),
-  );
-}
-
 interface Row {
   round: number;
   concurrency: number;
@@ -140,13 +127,8 @@ interface Row {
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
-  const name = `bdevault_bench_writes_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: o.adminUrl });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  const url = new URL(o.adminUrl);
-  url.pathname = `/${name}`;
-  const db = openDatabase({ dialect: 'postgres', url: url.toString() });
+  const database = await createScratchDatabase(o.adminUrl, 'bdevault_bench_writes');
+  const db = openDatabase({ dialect: 'postgres', url: database.url });
   try {
     await migrateToLatest(db);
     const ids = createIdGenerator(cryptoRandom);
@@ -240,7 +222,6 @@ async function main(): Promise<void> {
     if (!verdict.ok) throw new Error(`audit chain broken: ${JSON.stringify(verdict.firstProblem)}`);
     log(`audit chain verified: ${verdict.rowsChecked} rows`);
 
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const cpu = cpus()[0];
     console.log(
       `## ${new Date().toISOString().slice(0, 16)}Z — disclosure writes: one commit each against group commit`,
@@ -271,8 +252,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await db.destroy();
-    await admin.query(`drop database if exists ${name}`);
-    await admin.end();
+    await database.drop();
   }
 }
 

@@ -22,6 +22,7 @@ import { guidFromBytes, recoveryPasswordFromKey } from '../packages/bde/src/inde
 import { configInputFromEnv, loadConfig, type Config } from '../packages/server/src/lib/config.js';
 import { openVault, startServer, type Vault } from '../packages/server/src/vault.js';
 import { intOption } from './lib/options.js';
+import { runPool } from './lib/run-pool.js';
 import { postgresCpuSeconds } from './lib/postgres-cpu.js';
 
 const script = fileURLToPath(import.meta.url);
@@ -285,22 +286,6 @@ function summarize(latencies: number[]): LatencySummary {
 }
 const fmtMs = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 const fmtRate = (x: number): string => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
-
-/** Runs `count` tasks on `concurrency` workers; returns the wall time in ms. */
-async function runPool(
-  count: number,
-  concurrency: number,
-  task: (i: number) => Promise<void>,
-): Promise<number> {
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, count) }, async () => {
-      for (let i = next++; i < count; i = next++) await task(i);
-    }),
-  );
-  return performance.now() - started;
-}
 
 /** CPU seconds (user + system) of a process, from /proc (Linux); undefined elsewhere. */
 function cpuSecondsOf(pid: number | undefined): number | undefined {
