@@ -36,6 +36,8 @@ const notOnPostgres: Record<string, string> = {
     'PostgreSQL-only already (token lookups are batched only there); runs in the default project',
   'packages/server/test/postgres/read-batching.test.ts':
     'PostgreSQL-only already (disclosure and routing reads are batched only there); runs in the default project',
+  'packages/server/test/postgres/disclosure-plans.test.ts':
+    'PostgreSQL-only already (plans of the batched statements, which exist only there); runs in the default project',
   'packages/server/test/tls/tls.test.ts': 'HTTPS/HTTP2 transport and proxy trust; nothing dialect-specific',
   'packages/server/test/graph-compat/graph-client.acceptance.test.ts':
     'spawns the Graph client over TLS against a server it starts itself; graph-compat.test.ts covers the same queries on PostgreSQL',

@@ -1,0 +1,128 @@
+// The batched statements of a disclosure (one-statement-disclosure.repo.ts, disclosure-policy.repo.ts,
+// notifications.repo.ts) carry their items as one JSON parameter, which PostgreSQL guesses at 100
+// rows whatever it holds. With that guess the disclosure write once hash-joined a seq scan of all of
+// `recovery_keys` on every statement, on installations of up to tens of thousands of keys: a cost
+// that grew with the table and with every dead row version until the next vacuum (bench/RESULTS.md,
+// 2026-12-05). These tests ask PostgreSQL for the plans of the statements a real burst of
+// disclosures sends, on a vault with a few thousand keys and fresh statistics, and require that the
+// large tables are reached through an index.
+import { sql } from 'kysely';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
+import {
+  discloseAllAtOnce,
+  escrowKeysOnNewDevice,
+  onFreshPostgresVault,
+  type TestVault,
+} from '../helpers.js';
+
+const pgUp = await postgresAvailable();
+if (!pgUp) console.warn(`PostgreSQL not reachable at ${PG_ADMIN_URL}: the disclosure plan tests are skipped`);
+
+/** Tables that grow with the fleet: a statement for a few keys must not read them whole. */
+const LARGE_TABLES = ['recovery_keys', 'devices', 'volumes'];
+const SEEDED_DEVICES = 3000;
+
+interface SentStatement {
+  text: string;
+  values: unknown[];
+}
+
+/** Every statement with parameters that node-postgres sends while `run` runs, with its values. */
+async function statementsWithValuesOf(run: () => Promise<unknown>): Promise<SentStatement[]> {
+  const sent: SentStatement[] = [];
+  const original = pg.Client.prototype.query;
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    const [first, second] = args as [string | pg.QueryConfig, unknown];
+    const text = typeof first === 'string' ? first : first.text;
+    const values = typeof first === 'string' ? second : first.values;
+    if (Array.isArray(values) && values.length > 0) sent.push({ text, values });
+    return (original as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof original;
+  try {
+    await run();
+  } finally {
+    pg.Client.prototype.query = original;
+  }
+  return sent;
+}
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  Plans?: PlanNode[];
+}
+
+function seqScannedTables(node: PlanNode): string[] {
+  const own = node['Node Type'] === 'Seq Scan' && node['Relation Name'] ? [node['Relation Name']] : [];
+  return [...own, ...(node.Plans ?? []).flatMap(seqScannedTables)];
+}
+
+describe.skipIf(!pgUp)('the plans of batched disclosure statements on PostgreSQL', () => {
+  let t: TestVault;
+  onFreshPostgresVault((vault) => (t = vault));
+
+  /** What PostgreSQL would do for `statement`, without running it (plain EXPLAIN executes nothing). */
+  async function seqScansOf(statement: SentStatement): Promise<string[]> {
+    const target = t.config.database;
+    if (target.dialect !== 'postgres') throw new Error('a PostgreSQL vault was expected');
+    const client = new pg.Client({ connectionString: target.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(
+        `explain (format json) ${statement.text}`,
+        statement.values,
+      );
+      return seqScannedTables(rows[0]!['QUERY PLAN'][0].Plan);
+    } finally {
+      await client.end();
+    }
+  }
+
+  /** A fleet of devices with one volume and one key each, then fresh statistics, as autovacuum keeps them. */
+  async function seedFleet(): Promise<void> {
+    const at = new Date().toISOString();
+    const org = t.organizationId;
+    await sql`insert into devices (id, organization_id, name, name_key, first_seen_at, last_seen_at, created_at)
+      select 'dev_plan' || n, ${org}, 'PLAN' || n, 'PLAN' || n, ${at}, ${at}, ${at}
+      from generate_series(1, ${SEEDED_DEVICES}::int) as n`.execute(t.vault.db);
+    await sql`insert into volumes (id, organization_id, device_id, volume_guid, volume_type, drive_letter,
+        encryption_method, protection_status, created_at, updated_at)
+      select 'vol_plan' || n, ${org}, 'dev_plan' || n, md5(n::text), 'os', 'C:', 'XtsAes256', 'On', ${at}, ${at}
+      from generate_series(1, ${SEEDED_DEVICES}::int) as n`.execute(t.vault.db);
+    // Ciphertexts of a real one's length: the table's size in pages is what a seq scan costs.
+    await sql`insert into recovery_keys (id, organization_id, device_id, volume_id, key_id, key_id_prefix,
+        source, status, password_ciphertext, password_wrapped_key, password_kek_id, created_at)
+      select 'rk_plan' || n, ${org}, 'dev_plan' || n, 'vol_plan' || n, upper(md5(n::text)),
+        upper(left(md5(n::text), 8)), 'agent', 'active', repeat('c', 160), repeat('w', 120), 'kek_plan', ${at}
+      from generate_series(1, ${SEEDED_DEVICES}::int) as n`.execute(t.vault.db);
+    await sql`analyze`.execute(t.vault.db);
+  }
+
+  it('a burst of disclosures reads and writes the large tables through their indexes', async () => {
+    const keys = await escrowKeysOnNewDevice(t, 12);
+    await seedFleet();
+
+    const sent = await statementsWithValuesOf(async () => {
+      const { responses } = await discloseAllAtOnce(
+        t,
+        keys.map((k) => k.id),
+        'plan test',
+      );
+      expect(responses.map((r) => r.statusCode)).toEqual(keys.map(() => 200));
+    });
+
+    // The batched ones: the write, and (when the burst queued behind one in flight) the key read and
+    // the routing read. The write is there whatever the timing.
+    const batched = sent.filter((s) => s.text.includes('json_to_recordset'));
+    expect(batched.some((s) => s.text.includes('update recovery_keys'))).toBe(true);
+    for (const statement of batched) {
+      const scanned = (await seqScansOf(statement)).filter((table) => LARGE_TABLES.includes(table));
+      expect({ statement: statement.text.slice(0, 120), scanned }).toEqual({
+        statement: statement.text.slice(0, 120),
+        scanned: [],
+      });
+    }
+  });
+});
