@@ -85,6 +85,17 @@ describe.skipIf(!pgUp)('bdevault admin migrate-store', () => {
     const order = result.tables.map((r) => r.name);
     expect(order.indexOf('devices')).toBeLessThan(order.indexOf('recovery_keys'));
     expect(order.indexOf('volumes')).toBeLessThan(order.indexOf('recovery_keys'));
+    // The copied tables have planner statistics already (the machine's PostgreSQL runs without
+    // autovacuum, so only the copy itself can have analyzed them).
+    const target = new pg.Client({ connectionString: database.url });
+    await target.connect();
+    const analyzed = await target
+      .query<{ relname: string }>(
+        `select relname from pg_stat_user_tables where last_analyze is not null and relname = any($1)`,
+        [['recovery_keys', 'devices', 'audit_log']],
+      )
+      .finally(() => target.end());
+    expect(analyzed.rows.map((r) => r.relname).sort()).toEqual(['audit_log', 'devices', 'recovery_keys']);
 
     const verify = await runBdevault([
       'audit',

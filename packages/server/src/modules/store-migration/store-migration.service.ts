@@ -143,6 +143,10 @@ export async function migrateStore(options: {
       result.push({ name: table.name, rows: to });
     }
     const auditChain = await createAuditService({ auditRepo: createAuditRepo(target) }).verifyChain();
+    // Planner statistics for the copied tables now, not when autovacuum gets round to them: each
+    // server connection plans a prepared statement once, and a plan made on the statistics of
+    // empty tables scans whole tables where it should probe an index.
+    await sql`analyze`.execute(target);
     return { tables: result, auditChain };
   } finally {
     await source.destroy();
