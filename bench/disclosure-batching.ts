@@ -44,7 +44,8 @@ import { createDisclosureWriteBatcher } from '../packages/server/src/modules/rec
 import { createOneStatementDisclosure } from '../packages/server/src/modules/recovery-keys/one-statement-disclosure.repo.js';
 import { openVault, type Vault } from '../packages/server/src/vault.js';
 import { statementsOf } from '../packages/server/test/support/sent-statements.js';
-import { intOption } from './lib/options.js';
+import { AUTOVACUUM_USAGE, autovacuumFlag, BENCH_AUTOVACUUM_NAPTIME, intOption } from './lib/options.js';
+import { benchAutovacuum } from './lib/bench-autovacuum.js';
 import { median, runPool } from './lib/run-pool.js';
 import { createScratchDatabase } from './lib/scratch-database.js';
 import { postgresCpuSeconds } from './lib/postgres-cpu.js';
@@ -64,6 +65,8 @@ interface Options {
   rounds: number;
   concurrency: number;
   variants: string[];
+  /** Seconds between autovacuum runs during the bench; undefined: the server's own settings. */
+  autovacuumNaptime: number | undefined;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -73,6 +76,7 @@ function parseOptions(argv: string[]): Options {
     rounds: 4,
     concurrency: 16,
     variants: ['writes', 'all'],
+    autovacuumNaptime: BENCH_AUTOVACUUM_NAPTIME,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
@@ -94,11 +98,15 @@ function parseOptions(argv: string[]): Options {
         o.variants = (value() ?? '').split(',');
         for (const v of o.variants) if (!(v in VARIANTS)) throw new Error(`unknown variant ${v}`);
         break;
-      default:
-        throw new Error(
-          `unknown option ${flag}\nusage: npx tsx bench/disclosure-batching.ts [--admin-url URL] ` +
-            `[--disclosures N] [--rounds R] [--concurrency C] [--variants ${Object.keys(VARIANTS).join(',')}]`,
-        );
+      default: {
+        const naptime = autovacuumFlag(flag, value);
+        if (naptime === null)
+          throw new Error(
+            `unknown option ${flag}\nusage: npx tsx bench/disclosure-batching.ts [--admin-url URL] ` +
+              `[--disclosures N] [--rounds R] [--concurrency C] [--variants ${Object.keys(VARIANTS).join(',')}] ${AUTOVACUUM_USAGE}`,
+          );
+        o.autovacuumNaptime = naptime;
+      }
     }
   }
   return o;
@@ -176,6 +184,8 @@ interface Row {
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   const database = await createScratchDatabase(o.adminUrl, 'bdevault_bench_batching');
+  const autovacuum = await benchAutovacuum(o.adminUrl, o.autovacuumNaptime);
+  log(autovacuum.description);
   const dir = mkdtempSync(join(tmpdir(), 'bdevault-bench-batching-'));
   let opened: Vault | undefined;
   try {
@@ -278,6 +288,7 @@ async function main(): Promise<void> {
       `- Command: \`npx tsx bench/disclosure-batching.ts --disclosures ${o.disclosures} --rounds ${o.rounds} --concurrency ${o.concurrency} --variants ${o.variants.join(',')}\``,
     );
     console.log(`- Machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}`);
+    console.log(`- PostgreSQL ran with ${autovacuum.description}.`);
     console.log(`- Audit chain verified over ${verdict.rowsChecked} rows afterwards.`);
     console.log('');
     console.log(
@@ -298,6 +309,7 @@ async function main(): Promise<void> {
   } finally {
     await opened?.close();
     rmSync(dir, { recursive: true, force: true });
+    await autovacuum.restore();
     await database.drop();
   }
 }

@@ -40,7 +40,8 @@ import {
 } from '../packages/server/src/modules/recovery-keys/one-statement-disclosure.repo.js';
 import { buildDisclosureRotation } from '../packages/server/src/modules/rotation/rotation.build.js';
 import { statementsOf } from '../packages/server/test/support/sent-statements.js';
-import { intOption } from './lib/options.js';
+import { AUTOVACUUM_USAGE, autovacuumFlag, BENCH_AUTOVACUUM_NAPTIME, intOption } from './lib/options.js';
+import { benchAutovacuum } from './lib/bench-autovacuum.js';
 import { median, runPool } from './lib/run-pool.js';
 import { createScratchDatabase } from './lib/scratch-database.js';
 import { postgresCpuSeconds } from './lib/postgres-cpu.js';
@@ -51,6 +52,8 @@ interface Options {
   rounds: number;
   concurrency: number[];
   maxInFlight: number;
+  /** Seconds between autovacuum runs during the bench; undefined: the server's own settings. */
+  autovacuumNaptime: number | undefined;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -60,6 +63,7 @@ function parseOptions(argv: string[]): Options {
     rounds: 3,
     concurrency: [16, 64],
     maxInFlight: 1,
+    autovacuumNaptime: BENCH_AUTOVACUUM_NAPTIME,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
@@ -80,11 +84,15 @@ function parseOptions(argv: string[]): Options {
       case '--max-in-flight':
         o.maxInFlight = intOption(flag, value(), 1);
         break;
-      default:
-        throw new Error(
-          `unknown option ${flag}\nusage: npx tsx bench/disclosure-writes.ts [--admin-url URL] [--writes N] ` +
-            '[--rounds R] [--concurrency 16,64] [--max-in-flight 1]',
-        );
+      default: {
+        const naptime = autovacuumFlag(flag, value);
+        if (naptime === null)
+          throw new Error(
+            `unknown option ${flag}\nusage: npx tsx bench/disclosure-writes.ts [--admin-url URL] [--writes N] ` +
+              `[--rounds R] [--concurrency 16,64] [--max-in-flight 1] ${AUTOVACUUM_USAGE}`,
+          );
+        o.autovacuumNaptime = naptime;
+      }
     }
   }
   return o;
@@ -128,6 +136,8 @@ interface Row {
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   const database = await createScratchDatabase(o.adminUrl, 'bdevault_bench_writes');
+  const autovacuum = await benchAutovacuum(o.adminUrl, o.autovacuumNaptime);
+  log(autovacuum.description);
   const db = openDatabase({ dialect: 'postgres', url: database.url });
   try {
     await migrateToLatest(db);
@@ -231,6 +241,7 @@ async function main(): Promise<void> {
       `- Command: \`npx tsx bench/disclosure-writes.ts --writes ${o.writes} --rounds ${o.rounds} --concurrency ${o.concurrency.join(',')} --max-in-flight ${o.maxInFlight}\``,
     );
     console.log(`- Machine: ${cpus().length} × ${cpu?.model ?? '?'}, Node ${process.version}`);
+    console.log(`- PostgreSQL ran with ${autovacuum.description}.`);
     console.log(`- Audit chain verified over ${verdict.rowsChecked} rows afterwards.`);
     console.log('');
     console.log(
@@ -252,6 +263,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await db.destroy();
+    await autovacuum.restore();
     await database.drop();
   }
 }

@@ -25,7 +25,8 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { intOption } from './lib/options.js';
+import { AUTOVACUUM_USAGE, autovacuumFlag, BENCH_AUTOVACUUM_NAPTIME, intOption } from './lib/options.js';
+import { benchAutovacuum } from './lib/bench-autovacuum.js';
 import { pinPostgres } from './lib/pin-postgres.js';
 import { postgresCpuSeconds } from './lib/postgres-cpu.js';
 
@@ -40,6 +41,8 @@ interface Options {
   pgbenchTime: number;
   keep: boolean;
   pinPostgres: boolean;
+  /** Seconds between autovacuum runs during the bench; undefined: the server's own settings. */
+  autovacuumNaptime: number | undefined;
   vaultArgs: string[];
 }
 
@@ -53,6 +56,7 @@ function parseOptions(argv: string[]): Options {
     pgbenchTime: 20,
     keep: false,
     pinPostgres: false,
+    autovacuumNaptime: BENCH_AUTOVACUUM_NAPTIME,
     vaultArgs: [],
   };
   const int = intOption;
@@ -92,12 +96,17 @@ function parseOptions(argv: string[]): Options {
         console.log(
           'npx tsx bench/vault-postgres.ts [--devices N] [--http-sample N] [--admin-url URL]\n' +
             '  [--pgbench-clients C] [--pgbench-threads J] [--pgbench-time S] [--keep] [--pin-postgres]\n' +
+            `  ${AUTOVACUUM_USAGE}\n` +
             '  [-- vault.ts options]',
         );
         process.exit(0);
         break;
-      default:
-        throw new Error(`unknown option ${flag} (try --help; vault.ts options go after --)`);
+      default: {
+        const naptime = autovacuumFlag(flag, value);
+        if (naptime === null)
+          throw new Error(`unknown option ${flag} (try --help; vault.ts options go after --)`);
+        o.autovacuumNaptime = naptime;
+      }
     }
   }
   if (o.httpSample > o.devices) throw new Error('--http-sample cannot exceed --devices');
@@ -244,6 +253,8 @@ async function main(): Promise<void> {
     log(
       `PostgreSQL pinned to CPU ${pinned.postgresCpus}; vault.ts, its server and pgbench to ${pinned.otherCpus}`,
     );
+  const autovacuum = await benchAutovacuum(o.adminUrl, o.autovacuumNaptime);
+  log(autovacuum.description);
   try {
     const report = await runVault(
       [
@@ -313,6 +324,7 @@ async function main(): Promise<void> {
       '',
       `- PostgreSQL ${pgVersion}; load average (1 min) ${load0[0]!.toFixed(2)} at the start of vault-postgres.ts, ${load1[0]!.toFixed(2)} at the end.`,
       `- Command: \`npx tsx bench/vault-postgres.ts ${process.argv.slice(2).join(' ')}\``,
+      `- PostgreSQL ran with ${autovacuum.description}.`,
       ...(pinned
         ? [
             `- PostgreSQL pinned to CPU ${pinned.postgresCpus} (\`taskset\`, every PostgreSQL process); vault.ts, its server child and pgbench on CPU ${pinned.otherCpus}.`,
@@ -335,6 +347,7 @@ async function main(): Promise<void> {
     process.stdout.write(lines.join('\n'));
   } finally {
     pinned?.restore();
+    await autovacuum.restore();
     rmSync(scratch, { recursive: true, force: true });
     if (o.keep) log(`kept database ${name} (${url})`);
     else {
