@@ -114,9 +114,12 @@ describe.skipIf(!pgUp)('disclosure and routing reads batched on PostgreSQL', () 
     // The key reads (alone: Kysely's quoted names; batched: json_to_recordset) and the routing reads.
     const keyReads = sent.filter((s) => /left join "?recovery_keys"? as "?k"?/i.test(s));
     const routingReads = sent.filter((s) => /left join "?notification_settings"? as "?s"?/i.test(s));
+    // Fewer statements than disclosures: some were shared. How many depends on how the requests
+    // interleave (each first authenticates and counts), so no tighter bound holds on every run;
+    // the tests above check the batched answers item by item.
     for (const reads of [keyReads, routingReads]) {
       expect(reads.length).toBeGreaterThan(0);
-      expect(reads.length).toBeLessThan(keys.length / 2);
+      expect(reads.length).toBeLessThan(keys.length);
     }
   });
 

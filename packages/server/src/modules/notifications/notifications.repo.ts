@@ -1,6 +1,7 @@
 /** Notification settings, webhooks and the delivery outbox (with its claim lease), per organization. */
 import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
+import { jsonItems } from '../../db/json-items.js';
 import type {
   NotificationDeliveriesTable,
   NotificationDeliveryStatus,
@@ -101,10 +102,9 @@ export function createNotificationsRepo(db: Executor) {
         organization_id: target.organizationId,
         device_id: target.deviceId ?? '',
       }));
-      const { rows } = await sql<RoutingRow & { n: number }>`with i as (
-          select * from json_to_recordset(${JSON.stringify(items)}::json)
-            as i(n int, organization_id text, device_id text)
-        )
+      const { rows } = await sql<
+        RoutingRow & { n: number }
+      >`with i as (${jsonItems(items, 'n int, organization_id text, device_id text')})
         select i.n, s.security_addresses, w.id as webhook_id, w.event_types, w.created_at,
           d.name as device_name, u.email as owner_email
         from i

@@ -6,6 +6,7 @@
  */
 import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
+import { jsonItems } from '../../db/json-items.js';
 import type { RecoveryKeysTable } from '../../db/schema.js';
 import { keyDeviceInScope, perItemKeyScopes } from '../access/access.repo.js';
 import { toSettings, type AlertPolicy } from '../access/disclosure-guard.js';
@@ -117,10 +118,9 @@ export function createDisclosurePolicyRepo(db: Executor) {
         key_id: read.keyRecordId,
         scope_no: scopes.numberOf(read.organizationId, read.scope),
       }));
-      const { rows } = await sql<PolicyAndKeyRow & { n: number }>`with i as (
-          select * from json_to_recordset(${JSON.stringify(items)}::json)
-            as i(n int, organization_id text, key_id text, scope_no int)
-        )
+      const { rows } = await sql<
+        PolicyAndKeyRow & { n: number }
+      >`with i as (${jsonItems(items, 'n int, organization_id text, key_id text, scope_no int')})
         select i.n, k.*, s.disclosure_alert_threshold, s.disclosure_alert_window_minutes,
           s.suspend_on_disclosure_alert, r.single_use_passwords, r.deadline_days,
           (select rr.id from rotation_requests as rr where rr.open_key = k.id) as open_rotation_id

@@ -23,6 +23,7 @@
  */
 import { sql, type RawBuilder } from 'kysely';
 import type { Executor } from '../../db/database.js';
+import { jsonItems } from '../../db/json-items.js';
 import { classifyDatabaseFailure } from '../../lib/database-errors.js';
 import type { RecoveryKeysTable, RotationRequestsTable } from '../../db/schema.js';
 import { perItemKeyScopes } from '../access/access.repo.js';
@@ -102,12 +103,6 @@ export function createOneStatementDisclosure(db: Executor): OneStatementDisclosu
    * answers false), so the statement neither waits on one key nor deadlocks with another group.
    * Scopes differ between callers: each distinct one is a condition of its own, chosen per item by
    * `scope_no`.
-   *
-   * The key rows are found through the primary key (`id = any(array(…))`), not by joining `i`
-   * alone: PostgreSQL guesses 100 rows for `json_to_recordset`, and with that guess it hash-joined
-   * a seq scan of all of `recovery_keys` on installations of up to tens of thousands of keys,
-   * a cost that grew with every dead row version until the next vacuum (bench/RESULTS.md,
-   * 2026-12-05). An array of unknown length is guessed at 10 elements, which keeps the index.
    */
   async function writeMany(inputs: readonly OneStatementDisclosureWrite[]): Promise<boolean[]> {
     if (inputs.length === 0) return [];
@@ -132,13 +127,12 @@ export function createOneStatementDisclosure(db: Executor): OneStatementDisclosu
       rotations.length > 0
         ? sql`, r as (${insertCarriedRows('rotation_requests', 'rotation', rotations)})`
         : sql``;
-    const statement = sql<{ n: number }>`with i as (
-        select * from json_to_recordset(${JSON.stringify(items)}::json) as i(n int, organization_id text,
-          id text, status text, device_id text, new_status text, at text, scope_no int, rotation json, audit json)
-      ), locked as (
+    const statement = sql<{ n: number }>`with i as (${jsonItems(
+      items,
+      'n int, organization_id text, id text, status text, device_id text, new_status text, at text, scope_no int, rotation json, audit json',
+    )}), locked as (
         select recovery_keys.id from recovery_keys join i
           on recovery_keys.organization_id = i.organization_id and recovery_keys.id = i.id
-        where recovery_keys.id = any(array(select i.id from i))
         order by recovery_keys.id
         for update of recovery_keys skip locked
       ), k as (
