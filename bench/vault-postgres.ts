@@ -24,10 +24,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { AUTOVACUUM_USAGE, autovacuumFlag, BENCH_AUTOVACUUM_NAPTIME, intOption } from './lib/options.js';
 import { benchAutovacuum } from './lib/bench-autovacuum.js';
 import { pinPostgres } from './lib/pin-postgres.js';
+import { withClient } from './lib/with-client.js';
 import { postgresCpuSeconds } from './lib/postgres-cpu.js';
 
 const vaultScript = fileURLToPath(new URL('./vault.ts', import.meta.url));
@@ -120,16 +120,6 @@ function databaseUrl(admin: string, name: string): string {
   const u = new URL(admin);
   u.pathname = `/${name}`;
   return u.href;
-}
-
-async function withClient<T>(url: string, f: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await f(client);
-  } finally {
-    await client.end();
-  }
 }
 
 /** Runs vault.ts, passing its stderr through and collecting its stdout (the report). */

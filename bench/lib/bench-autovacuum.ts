@@ -14,7 +14,7 @@
  * `restore` puts back what postgresql.auto.conf held for them before (normally nothing). Needs a
  * superuser admin URL.
  */
-import pg from 'pg';
+import { withClient as withAdmin } from './with-client.js';
 
 export interface BenchAutovacuum {
   /** For the report: what the run had, e.g. "autovacuum on, naptime 5 s (set for this run)". */
@@ -28,16 +28,6 @@ interface Previous {
   name: (typeof SETTINGS)[number];
   /** The ALTER SYSTEM value before this run, or undefined when there was none. */
   altered: string | undefined;
-}
-
-async function withAdmin<T>(adminUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
 }
 
 /** Reloads the configuration and waits until a new session sees `autovacuum` as expected. */

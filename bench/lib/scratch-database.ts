@@ -3,7 +3,7 @@
  * (with its connections) by `drop`, also when the run fails.
  */
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import { withClient } from './with-client.js';
 
 export interface ScratchDatabase {
   name: string;
@@ -12,13 +12,7 @@ export interface ScratchDatabase {
 }
 
 async function asAdmin(adminUrl: string, statement: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(statement);
-  } finally {
-    await admin.end();
-  }
+  await withClient(adminUrl, (admin) => admin.query(statement));
 }
 
 /** `prefix` names what the database is for (`bdevault_bench_writes`, …); a random suffix follows. */

@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { createNotificationsRepo } from '../../src/modules/notifications/notifications.repo.js';
 import { createDisclosurePolicyRepo } from '../../src/modules/recovery-keys/disclosure-policy.repo.js';
 import { PG_ADMIN_URL, postgresAvailable } from '../support/postgres.js';
+import { sentStatementsOf, type SentStatement } from '../support/sent-statements.js';
 import {
   discloseAllAtOnce,
   escrowKeysOnNewDevice,
@@ -25,30 +26,6 @@ if (!pgUp) console.warn(`PostgreSQL not reachable at ${PG_ADMIN_URL}: the disclo
 /** Tables that grow with the fleet: a statement for a few keys must not read them whole. */
 const LARGE_TABLES = ['recovery_keys', 'devices', 'volumes'];
 const SEEDED_DEVICES = 3000;
-
-interface SentStatement {
-  text: string;
-  values: unknown[];
-}
-
-/** Every statement with parameters that node-postgres sends while `run` runs, with its values. */
-async function statementsWithValuesOf(run: () => Promise<unknown>): Promise<SentStatement[]> {
-  const sent: SentStatement[] = [];
-  const original = pg.Client.prototype.query;
-  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    const [first, second] = args as [string | pg.QueryConfig, unknown];
-    const text = typeof first === 'string' ? first : first.text;
-    const values = typeof first === 'string' ? second : first.values;
-    if (Array.isArray(values) && values.length > 0) sent.push({ text, values });
-    return (original as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof original;
-  try {
-    await run();
-  } finally {
-    pg.Client.prototype.query = original;
-  }
-  return sent;
-}
 
 interface PlanNode {
   'Node Type': string;
@@ -117,7 +94,7 @@ describe.skipIf(!pgUp)('the plans of batched disclosure statements on PostgreSQL
     await seedFleet();
     const seeded = Array.from({ length: 6 }, (_, n) => n + 1);
 
-    const sent = await statementsWithValuesOf(async () => {
+    const sent = await sentStatementsOf(async () => {
       const { responses } = await discloseAllAtOnce(
         t,
         keys.map((k) => k.id),
