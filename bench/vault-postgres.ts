@@ -263,10 +263,16 @@ async function main(): Promise<void> {
     process.stdout.write(report);
 
     // Raw baseline on the same database.
-    log('pgbench setup: bench_keys (1..N → key id), bench_audit_log (LIKE audit_log), bench_chain_head');
+    log(
+      'pgbench setup: bench_keys (1..N → the keys bdevault disclosed), bench_audit_log (LIKE audit_log), bench_chain_head',
+    );
     const { keys, size } = await withClient(url, async (c) => {
+      // The same keys bdevault disclosed, in the same state of the cache: vault.ts looks its keys
+      // up just before disclosing them, so at 1,000,000 devices a raw script over all 3,000,000
+      // keys would read cold pages where bdevault read warm ones. All keys when none was disclosed.
       await c.query(`CREATE TABLE bench_keys AS
-        SELECT row_number() OVER ()::int AS n, id, organization_id, key_id, device_id FROM recovery_keys`);
+        SELECT row_number() OVER ()::int AS n, id, organization_id, key_id, device_id FROM recovery_keys
+        WHERE last_disclosed_at IS NOT NULL OR NOT EXISTS (SELECT 1 FROM recovery_keys WHERE last_disclosed_at IS NOT NULL)`);
       await c.query('ALTER TABLE bench_keys ADD PRIMARY KEY (n)');
       await c.query('CREATE TABLE bench_audit_log (LIKE audit_log INCLUDING ALL)');
       await c.query('CREATE SEQUENCE bench_audit_seq');
