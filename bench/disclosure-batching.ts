@@ -45,7 +45,7 @@ import { createOneStatementDisclosure } from '../packages/server/src/modules/rec
 import { openVault, type Vault } from '../packages/server/src/vault.js';
 import { statementsOf } from '../packages/server/test/support/sent-statements.js';
 import { AUTOVACUUM_USAGE, autovacuumFlag, BENCH_AUTOVACUUM_NAPTIME, intOption } from './lib/options.js';
-import { benchAutovacuum } from './lib/bench-autovacuum.js';
+import { benchAutovacuum, type BenchAutovacuum } from './lib/bench-autovacuum.js';
 import { median, runPool } from './lib/run-pool.js';
 import { createScratchDatabase } from './lib/scratch-database.js';
 import { postgresCpuSeconds } from './lib/postgres-cpu.js';
@@ -184,11 +184,12 @@ interface Row {
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   const database = await createScratchDatabase(o.adminUrl, 'bdevault_bench_batching');
-  const autovacuum = await benchAutovacuum(o.adminUrl, o.autovacuumNaptime);
-  log(autovacuum.description);
   const dir = mkdtempSync(join(tmpdir(), 'bdevault-bench-batching-'));
   let opened: Vault | undefined;
+  let autovacuum: BenchAutovacuum | undefined;
   try {
+    autovacuum = await benchAutovacuum(o.adminUrl, o.autovacuumNaptime);
+    log(autovacuum.description);
     const vault = await openVault(
       loadConfig({ dataDir: dir, logLevel: 'silent', databaseUrl: database.url }),
     );
@@ -309,8 +310,11 @@ async function main(): Promise<void> {
   } finally {
     await opened?.close();
     rmSync(dir, { recursive: true, force: true });
-    await autovacuum.restore();
-    await database.drop();
+    try {
+      await autovacuum?.restore();
+    } finally {
+      await database.drop();
+    }
   }
 }
 

@@ -41,7 +41,7 @@ import {
 import { buildDisclosureRotation } from '../packages/server/src/modules/rotation/rotation.build.js';
 import { statementsOf } from '../packages/server/test/support/sent-statements.js';
 import { AUTOVACUUM_USAGE, autovacuumFlag, BENCH_AUTOVACUUM_NAPTIME, intOption } from './lib/options.js';
-import { benchAutovacuum } from './lib/bench-autovacuum.js';
+import { benchAutovacuum, type BenchAutovacuum } from './lib/bench-autovacuum.js';
 import { median, runPool } from './lib/run-pool.js';
 import { createScratchDatabase } from './lib/scratch-database.js';
 import { postgresCpuSeconds } from './lib/postgres-cpu.js';
@@ -136,10 +136,11 @@ interface Row {
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   const database = await createScratchDatabase(o.adminUrl, 'bdevault_bench_writes');
-  const autovacuum = await benchAutovacuum(o.adminUrl, o.autovacuumNaptime);
-  log(autovacuum.description);
   const db = openDatabase({ dialect: 'postgres', url: database.url });
+  let autovacuum: BenchAutovacuum | undefined;
   try {
+    autovacuum = await benchAutovacuum(o.adminUrl, o.autovacuumNaptime);
+    log(autovacuum.description);
     await migrateToLatest(db);
     const ids = createIdGenerator(cryptoRandom);
     const auditWriter = createAuditWriter({ auditRepo: createAuditRepo(db), clock: systemClock, ids });
@@ -263,8 +264,11 @@ async function main(): Promise<void> {
     }
   } finally {
     await db.destroy();
-    await autovacuum.restore();
-    await database.drop();
+    try {
+      await autovacuum?.restore();
+    } finally {
+      await database.drop();
+    }
   }
 }
 

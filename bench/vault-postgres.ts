@@ -25,7 +25,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AUTOVACUUM_USAGE, autovacuumFlag, BENCH_AUTOVACUUM_NAPTIME, intOption } from './lib/options.js';
-import { benchAutovacuum } from './lib/bench-autovacuum.js';
+import { benchAutovacuum, type BenchAutovacuum } from './lib/bench-autovacuum.js';
 import { pinPostgres } from './lib/pin-postgres.js';
 import { withClient } from './lib/with-client.js';
 import { postgresCpuSeconds } from './lib/postgres-cpu.js';
@@ -243,9 +243,10 @@ async function main(): Promise<void> {
     log(
       `PostgreSQL pinned to CPU ${pinned.postgresCpus}; vault.ts, its server and pgbench to ${pinned.otherCpus}`,
     );
-  const autovacuum = await benchAutovacuum(o.adminUrl, o.autovacuumNaptime);
-  log(autovacuum.description);
+  let autovacuum: BenchAutovacuum | undefined;
   try {
+    autovacuum = await benchAutovacuum(o.adminUrl, o.autovacuumNaptime);
+    log(autovacuum.description);
     const report = await runVault(
       [
         '--database-url',
@@ -343,12 +344,15 @@ async function main(): Promise<void> {
     process.stdout.write(lines.join('\n'));
   } finally {
     pinned?.restore();
-    await autovacuum.restore();
     rmSync(scratch, { recursive: true, force: true });
-    if (o.keep) log(`kept database ${name} (${url})`);
-    else {
-      await withClient(o.adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-      log(`dropped database ${name}`);
+    try {
+      await autovacuum?.restore();
+    } finally {
+      if (o.keep) log(`kept database ${name} (${url})`);
+      else {
+        await withClient(o.adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+        log(`dropped database ${name}`);
+      }
     }
   }
 }

@@ -85,8 +85,8 @@ describe.skipIf(!pgUp)('bdevault admin migrate-store', () => {
     const order = result.tables.map((r) => r.name);
     expect(order.indexOf('devices')).toBeLessThan(order.indexOf('recovery_keys'));
     expect(order.indexOf('volumes')).toBeLessThan(order.indexOf('recovery_keys'));
-    // The copied tables have planner statistics already (the machine's PostgreSQL runs without
-    // autovacuum, so only the copy itself can have analyzed them).
+    // The copied tables have planner statistics already. `last_analyze` records only an explicit
+    // ANALYZE (autovacuum's go to `last_autoanalyze`), so only the copy itself can have set it.
     const target = new pg.Client({ connectionString: database.url });
     await target.connect();
     const analyzed = await target

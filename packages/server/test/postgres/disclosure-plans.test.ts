@@ -4,8 +4,8 @@
 // `recovery_keys` on every statement, on installations of up to tens of thousands of keys: a cost
 // that grew with the table and with every dead row version until the next vacuum (bench/RESULTS.md,
 // 2026-12-05). These tests ask PostgreSQL for the plans of the statements a real burst of
-// disclosures sends, on a vault with a few thousand keys and fresh statistics, and require that the
-// large tables are reached through an index.
+// disclosures sends, on a vault with a few thousand keys and the statistics autovacuum would give
+// it, and require that the large tables are reached through an index.
 import { sql } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
@@ -58,7 +58,9 @@ describe.skipIf(!pgUp)('the plans of batched disclosure statements on PostgreSQL
       await client.query(`prepare probe as ${statement.text}`);
       await client.query('set plan_cache_mode = force_generic_plan');
       // EXPLAIN EXECUTE takes no bound parameters: the values go in as literals.
-      const literals = statement.values.map((value) => client.escapeLiteral(String(value))).join(', ');
+      const literals = statement.values
+        .map((value) => (value === null ? 'null' : client.escapeLiteral(String(value))))
+        .join(', ');
       const generic = await client.query(`explain (format json) execute probe(${literals})`);
       return { custom: largeOnes(custom.rows), generic: largeOnes(generic.rows) };
     } finally {
